@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine (Python 3.11, Java 17, Maven): `make demo`, `make test`.
+# Both build the virtualenv and fetch Delta's jars when missing; a second call is quick.
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(VENV)/bin
+# delta-spark 4.4.1 is on PyPI but not on Maven Central; 4.4.0 is the newest pair served by both.
+DELTA       := 4.4.0
+SPARK_MINOR := 4.1
+JARS_DIR    := jars
+JARS        := $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar $(JARS_DIR)/delta-storage-$(DELTA).jar
+
+.PHONY: install jars demo test bench clean
+
+install: $(VENV)/.installed
+jars: $(JARS)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar:
+	mvn -q dependency:copy -Dartifact=io.delta:delta-spark_$(SPARK_MINOR)_2.13:$(DELTA) -DoutputDirectory=$(JARS_DIR)
+
+$(JARS_DIR)/delta-storage-$(DELTA).jar:
+	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA) -DoutputDirectory=$(JARS_DIR)
+
+demo: install jars
+	$(BIN)/audience demo
+
+test: install jars
+	$(BIN)/pytest
+
+bench: install jars
+	$(BIN)/python benchmarks/generate_bench.py
+
+clean:
+	rm -rf warehouse landing data_docs spark-warehouse

@@ -1,0 +1,87 @@
+"""SparkSession factory driven by conf/: local[*] by default, any cluster by profile."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from jobs import REPO_ROOT
+from jobs.config import Config
+from jobs.errors import AudienceError
+from jobs.tables import ALL_TABLES
+
+log = logging.getLogger(__name__)
+JARS_DIR = Path(os.environ.get("AUDIENCE_JARS_DIR", REPO_ROOT / "jars"))
+JAR_PREFIXES = ("delta-spark_", "delta-storage-")
+LOG4J = REPO_ROOT / "conf" / "log4j2.properties"
+# Spark redacts matching parts of plans and explain output. The HMAC key enters plans only as the
+# 64-byte padded binary literal, so that literal is what must never reach logs or the UI.
+REDACTION_REGEX = r"(?i)X'[0-9A-F]{128}'|audience[_.]pseudonym[_.]key[^,;]*"
+
+
+def delta_jars() -> list[str]:
+    found = {p: sorted(JARS_DIR.glob(f"{p}*.jar")) for p in JAR_PREFIXES}
+    missing = [p.rstrip("_-") for p, jars in found.items() if not jars]
+    if missing:
+        raise AudienceError(f"Delta jars missing in {JARS_DIR} ({', '.join(missing)}): run `make jars`")
+    return [str(jars[-1]) for jars in found.values()]
+
+
+def check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return
+    if not shutil.which("java"):
+        raise AudienceError("Java 17 is required: no `java` on PATH and JAVA_HOME is not set")
+
+
+def build_spark(cfg: Config, app_name: str = "audience"):
+    """Start (or reuse) the session for cfg's profile with Delta from local jars."""
+    check_java()
+    jars = delta_jars()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    warehouse = Path(cfg.warehouse).absolute()
+    local = cfg.profile.master.startswith("local")
+    builder = (
+        SparkSession.builder.appName(app_name)
+        .master(cfg.profile.master)
+        .config("spark.jars", ",".join(jars))
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
+        .config("spark.sql.catalogImplementation", "in-memory")
+        .config("spark.sql.warehouse.dir", str(warehouse / "_catalog"))
+        .config("spark.sql.shuffle.partitions", str(cfg.profile.shuffle_partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key|pseudonym")
+        .config("spark.sql.redaction.string.regex", REDACTION_REGEX)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j.configurationFile={LOG4J} -Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+    )
+    if local:
+        builder = (builder.config("spark.ui.enabled", "false")
+                   .config("spark.driver.memory", os.environ.get("AUDIENCE_DRIVER_MEMORY", "4g"))
+                   .config("spark.databricks.delta.snapshotPartitions", "2"))
+    for key, value in cfg.spark_conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def register_tables(spark, cfg: Config) -> list[str]:
+    """Register every existing Delta table as `<layer>.<table>` in this session's catalog."""
+    registered = []
+    for table in ALL_TABLES:
+        path = table.path(cfg.warehouse)
+        if not (Path(path) / "_delta_log").is_dir():
+            continue
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION '{path}'")
+        registered.append(table.qualified)
+    return registered
