@@ -1,0 +1,1 @@
+"""landing -> bronze + quarantine: parse, check the contract, dedupe, redact, pseudonymize."""

@@ -1,0 +1,281 @@
+"""Bronze ingest of one logical date: landing files -> bronze Delta tables + quarantine.
+
+extract: read every file of `<landing>/<dataset>/date=D/` (late files included: the whole day is
+         re-read on each run, so a re-run picks up late files and yields the same rows as before);
+transform: parse -> classify (quarantine reason or none) -> dedupe -> redact PII -> pseudonymize;
+load: replace exactly the date's partition of each table, then reconcile the counts read back.
+
+`landing rows = bronze rows + quarantined rows + duplicates + erased` holds per dataset and run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window, functions as F, types as T
+
+from jobs.bronze.contract import DATASETS, Dataset
+from jobs.config import Config
+from jobs.errors import AudienceError
+from jobs.io import delta_exists, path_exists, replace_partition
+from jobs.privacy import hmac_sha256_hex, pii_kinds, redact_pii
+from jobs.progress import Progress
+from jobs.tables import INGEST_RECONCILIATION, QUARANTINE
+
+log = logging.getLogger(__name__)
+STATUS_ACCEPTED, STATUS_QUARANTINED, STATUS_DUPLICATE, STATUS_ERASED = (
+    "accepted", "quarantined", "duplicate", "erased")
+
+QUARANTINE_SCHEMA = T.StructType([
+    T.StructField("dataset", T.StringType(), False),
+    T.StructField("ingest_date", T.DateType(), False),
+    T.StructField("reason", T.StringType(), False),
+    T.StructField("source_file", T.StringType(), True),
+    T.StructField("user_key", T.StringType(), True),
+    T.StructField("record_id", T.StringType(), True),
+    T.StructField("conversation_id", T.StringType(), True),
+    T.StructField("raw_redacted", T.StringType(), True),
+])
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    """Everything a transform needs besides its input frame."""
+    logical_date: dt.date
+    as_of: dt.datetime  # wall-clock start of the run: later timestamps are "in the future"
+    tolerance_hours: int
+    iso_countries: frozenset[str]
+    topic_ids: frozenset[str]
+    key: bytes
+
+    @property
+    def window_start(self) -> dt.datetime:
+        return dt.datetime.combine(self.logical_date, dt.time()) - dt.timedelta(hours=self.tolerance_hours)
+
+    @property
+    def window_end(self) -> dt.datetime:
+        return (dt.datetime.combine(self.logical_date + dt.timedelta(days=1), dt.time())
+                + dt.timedelta(hours=self.tolerance_hours))
+
+
+# ---------------------------------------------------------------------------------------------- extract
+def day_folder(cfg: Config, dataset: str, logical_date: dt.date) -> str:
+    return f"{cfg.landing}/{dataset}/date={logical_date.isoformat()}"
+
+
+def read_landing(spark: SparkSession, ds: Dataset, folder: str) -> DataFrame:
+    """Raw rows as (value: JSON text, source_file). Parquet rows are re-encoded as JSON text."""
+    source_file = F.col("_metadata.file_name").alias("source_file")
+    if ds.file_format == "jsonl":
+        return (spark.read.option("pathGlobFilter", ds.glob).text(folder)
+                .select(F.col("value"), source_file))
+    frame = spark.read.option("pathGlobFilter", ds.glob).parquet(folder)
+    missing = [f for f in ds.field_names if f not in frame.columns]
+    columns = [F.col(f) if f in frame.columns else F.lit(None).cast("string").alias(f) for f in ds.field_names]
+    if missing:
+        log.warning("%s: files lack columns %s; their rows are quarantined", folder, missing)
+    return frame.select(F.to_json(F.struct(*columns), {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
+                        .alias("value"), source_file)
+
+
+# -------------------------------------------------------------------------------------------- transform
+def parse(raw: DataFrame, ds: Dataset) -> DataFrame:
+    """Add `p`: the record's fields as strings (types are checked in classify), or malformed."""
+    schema = T.StructType([T.StructField(f, T.StringType()) for f in ds.field_names]
+                          + [T.StructField("_corrupt", T.StringType())])
+    return raw.select(
+        "value", "source_file",
+        F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}).alias("p"),
+    )
+
+
+def _blank(c):
+    return c.isNull() | (F.trim(c) == "")
+
+
+def classify(parsed: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
+    """Add `reason`: the first contract check the row fails (null when it passes)."""
+    p = lambda name: F.col("p").getField(name)  # noqa: E731
+    checks = [(F.col("p").isNull() | p("_corrupt").isNotNull(), F.lit("malformed_json"))]
+    for f in ds.fields:
+        if f.required:
+            checks.append((_blank(p(f.name)), F.lit(f"missing_field:{f.name}")))
+    for f in ds.fields:
+        value = p(f.name)
+        present = ~_blank(value)
+        if f.kind == "enum":
+            checks.append((present & ~value.isin(*f.values), F.lit(f"unknown_enum:{f.name}")))
+        elif f.kind == "topic":
+            checks.append((present & ~value.isin(*sorted(params.topic_ids)), F.lit(f"unknown_enum:{f.name}")))
+        elif f.kind == "country":
+            checks.append((present & ~value.isin(*sorted(params.iso_countries)), F.lit("invalid_country")))
+        elif f.kind == "bool":
+            checks.append((present & ~F.lower(value).isin("true", "false"), F.lit(f"invalid_value:{f.name}")))
+        elif f.kind == "year":
+            year = value.try_cast("int")
+            checks.append((present & (year.isNull() | (year < 1900) | (year > params.logical_date.year)),
+                           F.lit(f"invalid_value:{f.name}")))
+    if ds.name == "erasure_requests":
+        checks.append((p("scope").isin("message", "conversation") & _blank(p("target_id")),
+                       F.lit("missing_field:target_id")))
+    ts = F.try_to_timestamp(p(ds.timestamp))
+    checks += [
+        (ts.isNull(), F.lit(f"invalid_timestamp:{ds.timestamp}")),
+        (ts > F.lit(params.as_of), F.lit("future_timestamp")),
+        ((ts < F.lit(params.window_start)) | (ts >= F.lit(params.window_end)), F.lit("timestamp_outside_window")),
+    ]
+    reason = F.lit(None).cast("string")
+    for condition, label in reversed(checks):
+        reason = F.when(condition, label).otherwise(reason)
+    user_id = F.coalesce(p("user_id"), F.regexp_extract("value", r'"user_id"\s*:\s*"?([^",}]+)', 1))
+    return parsed.select(
+        "*",
+        reason.alias("reason"),
+        F.when(_blank(user_id), None).otherwise(hmac_sha256_hex(user_id, params.key)).alias("user_key"),
+        ts.alias("_ts"),
+    )
+
+
+def mark_duplicates(classified: DataFrame, ds: Dataset, prior_keys: DataFrame | None) -> DataFrame:
+    """Add `status`. Among valid rows, the first copy of a key (by file, then content) is kept;
+    later copies, and keys already in bronze on an earlier date, are duplicates."""
+    keyed = classified.select("*", *[
+        (F.col(k) if k == "user_key" else F.col("p").getField(k) if k != ds.timestamp else F.col("_ts")).alias(f"_k_{k}")
+        for k in ds.key])
+    key_cols = [f"_k_{k}" for k in ds.key]
+    first = Window.partitionBy(*key_cols).orderBy("source_file", F.xxhash64("value"), "value")
+    ranked = keyed.select("*", F.when(F.col("reason").isNull(), F.row_number().over(first)).alias("_rank"))
+    if prior_keys is not None:
+        prior = prior_keys.select(*[F.col(k).alias(f"_k_{k}") for k in ds.key], F.lit(True).alias("_seen"))
+        ranked = ranked.join(prior, on=key_cols, how="left")
+    else:
+        ranked = ranked.select("*", F.lit(None).cast("boolean").alias("_seen"))
+    status = (F.when(F.col("reason").isNotNull(), STATUS_QUARANTINED)
+              .when((F.col("_rank") > 1) | F.col("_seen").isNotNull(), STATUS_DUPLICATE)
+              .otherwise(STATUS_ACCEPTED))
+    return ranked.select("*", status.alias("status")).drop(*key_cols, "_rank", "_seen")
+
+
+def _field(ds: Dataset, name: str):
+    value = F.col("p").getField(name)
+    kind = next(f.kind for f in ds.fields if f.name == name)
+    if kind == "timestamp":
+        return F.col("_ts").alias(name)
+    if kind == "year":
+        return value.try_cast("int").alias(name)
+    if kind == "bool":
+        return (F.lower(value) == "true").alias(name)
+    if kind == "text":
+        return redact_pii(value).alias(name)
+    return F.when(_blank(value), None).otherwise(value).alias(name)
+
+
+def to_bronze(accepted: DataFrame, ds: Dataset, logical_date: dt.date) -> DataFrame:
+    """The bronze row: contract fields typed, text redacted, user_id replaced by user_key."""
+    cols = []
+    for name in ds.field_names:
+        cols.append(F.col("user_key") if name == "user_id" else _field(ds, name))
+    extra = []
+    if ds.name == "chat_messages":
+        locale = F.col("p").getField("locale")
+        extra = [
+            F.lower(F.split(locale, "[-_]").getItem(0)).alias("language"),
+            pii_kinds(F.col("p").getField("text"), redact_pii(F.col("p").getField("text"))).alias("pii_redacted"),
+        ]
+    return accepted.select(*cols, *extra, "source_file", F.lit(logical_date).alias("ingest_date"))
+
+
+def to_quarantine(rejected: DataFrame, ds: Dataset, logical_date: dt.date) -> DataFrame:
+    """Quarantine rows keep the reason and a redacted copy of the record: the raw user_id is
+    replaced by a placeholder (user_key kept beside it for erasure) and PII redacted."""
+    raw = F.regexp_replace("value", r'("user_id"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9]+)', '$1"[USER_ID]"')
+    def extracted(field):
+        if field is None:
+            return F.lit(None).cast("string")
+        from_raw = F.regexp_extract("value", rf'"{field}"\s*:\s*"([^"]+)"', 1)
+        return F.coalesce(F.col("p").getField(field), F.when(from_raw != "", from_raw))
+    return rejected.select(
+        F.lit(ds.name).alias("dataset"), F.lit(logical_date).alias("ingest_date"), "reason", "source_file",
+        "user_key", extracted(ds.record_id).alias("record_id"),
+        extracted(ds.conversation_id).alias("conversation_id"), redact_pii(raw).alias("raw_redacted"),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- load
+def _prior_keys(spark, cfg: Config, ds: Dataset, logical_date: dt.date):
+    path = ds.table.path(cfg.warehouse)
+    if not delta_exists(spark, path):
+        return None
+    start = logical_date - dt.timedelta(days=cfg.duplicate_lookback_days)
+    return (spark.read.format("delta").load(path)
+            .where(F.col("ingest_date").between(F.lit(start), F.lit(logical_date - dt.timedelta(days=1))))
+            .select(*ds.key).distinct())
+
+
+def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, run_id: str, progress: Progress) -> dict:
+    folder = day_folder(cfg, ds.name, params.logical_date)
+    counts = dict(dataset=ds.name, read=0, accepted=0, quarantined=0, duplicate=0, erased=0)
+    if not path_exists(spark, folder):
+        if ds.delivered_daily:
+            raise AudienceError(f"landing folder missing: {folder} (upstream has not delivered "
+                                f"{ds.name} for {params.logical_date}; the run waits for it)")
+        progress.note(f"{ds.name}: no folder for this date (no records)")
+        return counts
+    try:
+        raw = read_landing(spark, ds, folder)
+        rows = (mark_duplicates(classify(parse(raw, ds), ds, params), ds,
+                                _prior_keys(spark, cfg, ds, params.logical_date))
+                .persist(StorageLevel.MEMORY_AND_DISK))
+        by_status = dict(rows.groupBy("status").count().collect())
+    except AudienceError:
+        raise
+    except Exception as exc:  # unreadable files: name the folder, not a JVM stack
+        if "Path does not exist" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
+            progress.note(f"{ds.name}: folder holds no {ds.glob} files")
+            return counts
+        raise AudienceError(f"cannot read {folder}: {str(exc).splitlines()[0][:300]}") from exc
+    counts.update({k: by_status.get(k, 0) for k in ("accepted", "quarantined", "duplicate", "erased")})
+    counts["read"] = sum(by_status.values())
+    bronze = to_bronze(rows.where(F.col("status") == STATUS_ACCEPTED), ds, params.logical_date)
+    replace_partition(bronze, ds.table, cfg.warehouse, {"ingest_date": params.logical_date})
+    quarantine = to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params.logical_date)
+    replace_partition(quarantine, QUARANTINE, cfg.warehouse,
+                      {"dataset": ds.name, "ingest_date": params.logical_date})
+    rows.unpersist()
+    return counts
+
+
+def reconcile(spark, cfg: Config, counts: dict, logical_date: dt.date) -> None:
+    """Read the written partitions back: landing rows must equal bronze + quarantine + duplicates."""
+    if counts["read"] == 0:
+        return
+    ds = next(d for d in DATASETS if d.name == counts["dataset"])
+    date = F.col("ingest_date") == F.lit(logical_date)
+    bronze_rows = spark.read.format("delta").load(ds.table.path(cfg.warehouse)).where(date).count()
+    quarantined = (spark.read.format("delta").load(QUARANTINE.path(cfg.warehouse))
+                   .where(date & (F.col("dataset") == ds.name)).count())
+    total = bronze_rows + quarantined + counts["duplicate"] + counts["erased"]
+    if bronze_rows != counts["accepted"] or quarantined != counts["quarantined"] or total != counts["read"]:
+        raise AudienceError(
+            f"{ds.name} {logical_date}: counts do not reconcile: landing {counts['read']} != bronze {bronze_rows}"
+            f" + quarantine {quarantined} + duplicates {counts['duplicate']} + erased {counts['erased']}")
+
+
+def run_ingest(spark, cfg: Config, params: IngestParams, run_id: str, progress: Progress) -> list[dict]:
+    """Ingest the five datasets for one logical date; returns per-dataset counts."""
+    results = []
+    for ds in DATASETS:
+        with progress.stage(f"ingest {ds.name}") as stage:
+            counts = ingest_dataset(spark, cfg, ds, params, run_id, progress)
+            reconcile(spark, cfg, counts, params.logical_date)
+            stage.rows = counts["read"]
+        results.append(counts)
+    recon = spark.createDataFrame(
+        [(params.logical_date, r["dataset"], r["read"], r["accepted"], r["quarantined"], r["duplicate"],
+          r["erased"], run_id) for r in results],
+        "ingest_date date, dataset string, landing_rows long, accepted long, quarantined long, "
+        "duplicates long, erased long, run_id string")
+    replace_partition(recon, INGEST_RECONCILIATION, cfg.warehouse, {"ingest_date": params.logical_date})
+    return results

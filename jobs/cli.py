@@ -1,0 +1,172 @@
+"""`audience`: the command line of the pipeline (SPEC section 9)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from jobs.errors import AudienceError
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad date {text!r}: expected YYYY-MM-DD") from None
+
+
+def render_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A plain aligned text table; numbers right-aligned with thousands separators."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+    def fmt(v):
+        if isinstance(v, bool) or v is None:
+            return "" if v is None else str(v).lower()
+        if isinstance(v, int):
+            return f"{v:,}"
+        if isinstance(v, float):
+            return f"{v:,.3f}"
+        return str(v)
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    numeric = [all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
+                   for r in rows if r.get(c) is not None) for c in columns]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(w) if n else v.ljust(w)  # noqa: E731
+                                  for v, w, n in zip(vals, widths, numeric)).rstrip()
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def _config(args):
+    from jobs.config import load_config
+    return load_config(args.conf, args.profile, args.landing, args.warehouse)
+
+
+def _spark(cfg, app):
+    from jobs.session import build_spark
+    return build_spark(cfg, app)
+
+
+def cmd_generate(args, progress):
+    from jobs.sample.generate import GenerateOptions, generate
+    cfg = _config(args)
+    opts = GenerateOptions(start=args.date, days=args.days, messages_per_day=args.messages, seed=args.seed,
+                           bad_rate=args.bad_rate, duplicate_rate=args.duplicate_rate, late_rate=args.late_rate)
+    start = time.monotonic()
+    manifests = generate(cfg.landing, opts, [t.topic_id for t in cfg.targetable_topics], progress)
+    rows = [{"date": m["date"], "dataset": ds, "lines": v["lines"], "planted_bad": sum(
+        n for k, n in v["planted"].items() if k != "duplicate"), "planted_duplicates": v["planted"].get("duplicate", 0)}
+        for m in manifests for ds, v in m["datasets"].items()]
+    print(render_table(rows))
+    print(f"\nwrote {cfg.landing} in {time.monotonic() - start:.1f}s")
+
+
+def _print_ingest(results):
+    print(render_table(results["ingest"], ["dataset", "read", "accepted", "quarantined", "duplicate", "erased"]))
+
+
+def cmd_run(args, progress):
+    from jobs.pipeline import run_date
+    cfg = _config(args)
+    spark = _spark(cfg, f"audience-run-{args.date}")
+    results = run_date(spark, cfg, args.date, progress)
+    print(f"\nrun {results['run_id']} for {args.date}: counts reconcile")
+    _print_ingest(results)
+
+
+def cmd_demo(args, progress):
+    from jobs.pipeline import run_date
+    from jobs.sample.generate import GenerateOptions, generate
+    cfg = _config(args)
+    opts = GenerateOptions(start=args.start, days=args.days, messages_per_day=args.messages, seed=args.seed)
+    generate(cfg.landing, opts, [t.topic_id for t in cfg.targetable_topics], progress)
+    spark = _spark(cfg, "audience-demo")
+    for offset in range(args.days):
+        day = args.start + dt.timedelta(days=offset)
+        results = run_date(spark, cfg, day, progress)
+        print(f"\n{day} (run {results['run_id']}):")
+        _print_ingest(results)
+    print(f"\nTables under {Path(cfg.warehouse).absolute()}; query them with: audience sql \"SHOW TABLES IN bronze\"")
+
+
+def cmd_sql(args, progress):
+    from jobs.session import register_tables
+    cfg = _config(args)
+    spark = _spark(cfg, "audience-sql")
+    register_tables(spark, cfg)
+    try:
+        frame = spark.sql(args.query)
+    except Exception as exc:  # AnalysisException, ParseException: the message is what a user needs
+        raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
+    rows = [r.asDict() for r in frame.limit(args.limit).collect()]
+    print(render_table(rows, frame.columns) if frame.columns else "ok")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audience", description=__doc__)
+    parser.add_argument("--conf", help="conf folder (default: ./conf of the package, or $AUDIENCE_CONF)")
+    parser.add_argument("--landing", help="landing root (overrides the profile)")
+    parser.add_argument("--warehouse", help="warehouse root (overrides the profile)")
+    parser.add_argument("--profile", help="conf profile: local, test, cluster (default from conf or $AUDIENCE_PROFILE)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write sample landing data")
+    p.add_argument("--date", type=_date, default=dt.date(2025, 12, 16), help="first day (YYYY-MM-DD)")
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--messages", type=int, default=20_000, help="chat messages per day")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--bad-rate", type=float, default=0.01)
+    p.add_argument("--duplicate-rate", type=float, default=0.01)
+    p.add_argument("--late-rate", type=float, default=0.05)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="run the nightly flow for one logical date")
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")
+    p.add_argument("--start", type=_date, default=dt.date(2025, 12, 16))
+    p.add_argument("--days", type=int, default=2)
+    p.add_argument("--messages", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sql", help="run SQL over the registered tables (<layer>.<table>)")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_sql)
+    return parser
+
+
+def main(argv=None) -> int:
+    from jobs.progress import Progress
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="audience: %(levelname)s: %(message)s")
+    progress = Progress(quiet=args.quiet)
+    try:
+        args.func(args, progress)
+        return 0
+    except AudienceError as exc:
+        print(f"audience: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("audience: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a stack trace on the terminal: it goes to a log file
+        log_dir = Path(os.environ.get("AUDIENCE_LOG_DIR", "logs"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"audience-{dt.datetime.now():%Y%m%dT%H%M%S}.log"
+        log_file.write_text(traceback.format_exc())
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"audience: internal error: {type(exc).__name__}: {first} (details in {log_file})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The nightly flow for one logical date, as the command line and Airflow tasks call it."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from jobs.bronze.ingest import IngestParams, run_ingest
+from jobs.config import Config
+from jobs.privacy import pseudonym_key
+from jobs.progress import Progress
+
+STAGES = ("ingest",)
+
+
+def make_run_id(logical_date: dt.date) -> str:
+    return f"{logical_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+
+
+def ingest_params(cfg: Config, logical_date: dt.date, as_of: dt.datetime | None = None) -> IngestParams:
+    return IngestParams(
+        logical_date=logical_date,
+        as_of=(as_of or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None),
+        tolerance_hours=cfg.timestamp_tolerance_hours,
+        iso_countries=cfg.iso_countries,
+        topic_ids=frozenset(cfg.topics),
+        key=pseudonym_key(cfg.profile.allow_dev_pseudonym_key),
+    )
+
+
+def run_date(spark, cfg: Config, logical_date: dt.date, progress: Progress, run_id: str | None = None,
+             as_of: dt.datetime | None = None) -> dict:
+    """Run every stage that exists for one date; returns per-stage results."""
+    run_id = run_id or make_run_id(logical_date)
+    params = ingest_params(cfg, logical_date, as_of)
+    return {"run_id": run_id, "ingest": run_ingest(spark, cfg, params, run_id, progress)}

@@ -1,0 +1,65 @@
+import shutil
+
+import pytest
+
+from jobs.config import DEFAULT_CONF_DIR, load_config
+from jobs.errors import ConfigError
+
+
+@pytest.fixture
+def conf_copy(tmp_path):
+    target = tmp_path / "conf"
+    shutil.copytree(DEFAULT_CONF_DIR, target)
+    return target
+
+
+def test_shipped_conf_loads_with_spec_defaults():
+    cfg = load_config()
+    eu, us = cfg.regions["EU"], cfg.regions["US"]
+    assert str(eu.chat_signals_from) == "2025-12-16"
+    assert us.chat_signals_from is None
+    assert (us.min_age, us.min_audience_size, us.lookback_days, us.half_life_days, us.min_score, us.top_k) == (
+        18, 100, 30, 7.0, 3.0, 5)
+    assert us.honor_chat_opt_out and us.sensitive_suppression == "conversation"
+
+
+def test_every_eu_member_state_maps_to_eu_and_unlisted_countries_to_row():
+    cfg = load_config()
+    eu27 = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
+    assert {c: cfg.region_of(c) for c in eu27} == {c: "EU" for c in eu27}
+    assert cfg.region_of("NO") == "ROW" and cfg.region_of("GB") == "UK"
+
+
+def test_taxonomy_has_all_spec_topics_with_iab_ids_and_eight_languages():
+    cfg = load_config()
+    sensitive = {t.topic_id for t in cfg.topics.values() if t.sensitive}
+    assert sensitive == {"health", "religion", "philosophical_beliefs", "politics", "sexual_orientation",
+                         "ethnic_origin", "trade_union", "genetic_biometric"}
+    assert len(cfg.targetable_topics) == 28
+    assert cfg.topics["travel"].iab_audience_id == "719" and cfg.topics["weddings"].iab_audience_id == "1505"
+    assert all(set(t.vocab) == {"en", "fr", "de", "es", "it", "pt", "nl", "pl"} for t in cfg.topics.values())
+
+
+@pytest.mark.parametrize("file,old,new,key", [
+    ("regions.yaml", "  min_age: 18", "  min_age: eighteen", "policy_defaults.min_age"),
+    ("regions.yaml", "sensitive_suppression: conversation", "sensitive_suppression: sometimes",
+     "regions.EU.policy.sensitive_suppression"),
+    ("regions.yaml", "countries: [CA]", "countries: [CA, QQ]", "regions.CA.countries"),
+    ("scoring.yaml", "  follow: 3.0", "  follow: -3", "engagement_weights.follow"),
+    ("pipeline.yaml", "profile: local", "profile: nowhere", "profile"),
+    ("taxonomy.yaml", "      pl: [rower*, kolarstw*, kolarz*]", "", "topics.cycling.vocab.pl"),
+])
+def test_bad_conf_value_names_file_and_key(conf_copy, file, old, new, key):
+    path = conf_copy / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError) as err:
+        load_config(conf_copy)
+    assert err.value.file == path and err.value.key == key
+
+
+def test_invalid_yaml_reports_the_line(conf_copy):
+    (conf_copy / "scoring.yaml").write_text("engagement_weights: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"scoring.yaml: line \d+: not valid YAML"):
+        load_config(conf_copy)
