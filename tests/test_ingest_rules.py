@@ -26,7 +26,9 @@ def params():
 
 
 def _raw(spark, lines, source="part-0.jsonl"):
-    return spark.createDataFrame([(line, source) for line in lines], "value string, source_file string")
+    arrived = dt.datetime(2025, 12, 17, 1, 0)
+    return spark.createDataFrame([(line, source, arrived) for line in lines],
+                                 "value string, source_file string, file_arrived_at timestamp")
 
 
 def _reasons(spark, params, lines, ds=contract.CHAT_MESSAGES):
@@ -96,10 +98,10 @@ def test_other_datasets_check_their_own_fields(spark, params, ds, record, reason
 
 def test_duplicates_keep_one_copy_and_count_the_rest(spark, params):
     ds = contract.CHAT_MESSAGES
-    lines = [_with(), _with(), _with(message_id="m2"), _with(message_id="m3", role="bot")]
+    lines = [_with(role="bot"), _with(), _with(), _with(message_id="m2"), _with(message_id="m3", role="bot")]
     rows = mark_duplicates(classify(parse(_raw(spark, lines), ds), ds, params), ds, None)
     statuses = sorted(r.status for r in rows.collect())
-    assert statuses == ["accepted", "accepted", "duplicate", "quarantined"]
+    assert statuses == ["accepted", "accepted", "duplicate", "quarantined", "quarantined"]
 
 
 def test_a_message_already_in_bronze_on_an_earlier_date_is_a_duplicate(spark, params):

@@ -68,16 +68,17 @@ def day_folder(cfg: Config, dataset: str, logical_date: dt.date) -> str:
 def read_landing(spark: SparkSession, ds: Dataset, folder: str) -> DataFrame:
     """Raw rows as (value: JSON text, source_file). Parquet rows are re-encoded as JSON text."""
     source_file = F.col("_metadata.file_name").alias("source_file")
+    arrived = F.col("_metadata.file_modification_time").alias("file_arrived_at")
     if ds.file_format == "jsonl":
         return (spark.read.option("pathGlobFilter", ds.glob).text(folder)
-                .select(F.col("value"), source_file))
+                .select(F.col("value"), source_file, arrived))
     frame = spark.read.option("pathGlobFilter", ds.glob).parquet(folder)
     missing = [f for f in ds.field_names if f not in frame.columns]
     columns = [F.col(f) if f in frame.columns else F.lit(None).cast("string").alias(f) for f in ds.field_names]
     if missing:
         log.warning("%s: files lack columns %s; their rows are quarantined", folder, missing)
     return frame.select(F.to_json(F.struct(*columns), {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
-                        .alias("value"), source_file)
+                        .alias("value"), source_file, arrived)
 
 
 # -------------------------------------------------------------------------------------------- transform
@@ -86,7 +87,7 @@ def parse(raw: DataFrame, ds: Dataset) -> DataFrame:
     schema = T.StructType([T.StructField(f, T.StringType()) for f in ds.field_names]
                           + [T.StructField("_corrupt", T.StringType())])
     return raw.select(
-        "value", "source_file",
+        "value", "source_file", "file_arrived_at",
         F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}).alias("p"),
     )
 
@@ -139,13 +140,14 @@ def classify(parsed: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
 
 
 def mark_duplicates(classified: DataFrame, ds: Dataset, prior_keys: DataFrame | None) -> DataFrame:
-    """Add `status`. Among valid rows, the first copy of a key (by file, then content) is kept;
+    """Add `status`. Among valid rows, the first copy of a key (earliest file, then name, then
+    content) is kept, so a late file never displaces a row already taken;
     later copies, and keys already in bronze on an earlier date, are duplicates."""
     keyed = classified.select("*", *[
         (F.col(k) if k == "user_key" else F.col("p").getField(k) if k != ds.timestamp else F.col("_ts")).alias(f"_k_{k}")
         for k in ds.key])
     key_cols = [f"_k_{k}" for k in ds.key]
-    first = Window.partitionBy(*key_cols).orderBy("source_file", F.xxhash64("value"), "value")
+    first = Window.partitionBy(F.col("reason").isNull(), *key_cols).orderBy("file_arrived_at", "source_file", F.xxhash64("value"), "value")
     ranked = keyed.select("*", F.when(F.col("reason").isNull(), F.row_number().over(first)).alias("_rank"))
     if prior_keys is not None:
         prior = prior_keys.select(*[F.col(k).alias(f"_k_{k}") for k in ds.key], F.lit(True).alias("_seen"))

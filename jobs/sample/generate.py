@@ -204,9 +204,10 @@ def _events_day(rng, opts, day, users, topic_ids):
                               if etype == "search" and topic in phrases else None),
                "country": user.country, "surface": rng.choice(SURFACES),
                "occurred_at": midnight + dt.timedelta(seconds=rng.randrange(86400))}
-        if rng.random() < opts.bad_rate:
+        copies = 2 if rng.random() < opts.duplicate_rate else 1
+        if rng.random() < opts.bad_rate:  # a re-delivered bad row is quarantined twice, not deduplicated
             kind = rng.choice(EVENT_BAD_KINDS)
-            planted[kind] += 1
+            planted[kind] += copies
             if kind == "missing_field:user_id":
                 row["user_id"] = None
             elif kind == "unknown_enum:event_type":
@@ -217,8 +218,8 @@ def _events_day(rng, opts, day, users, topic_ids):
                 row["occurred_at"] = midnight - dt.timedelta(days=2)
             else:
                 row["object_topic"], row["event_type"] = "astrology", "like"
-        copies = 2 if rng.random() < opts.duplicate_rate else 1
-        planted["duplicate"] += copies - 1
+        else:
+            planted["duplicate"] += copies - 1
         for _ in range(copies):
             for k, v in row.items():
                 cols[k].append(v)

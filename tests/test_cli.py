@@ -1,0 +1,75 @@
+"""The command line gives one clear line and a non-zero exit for operator mistakes, never a traceback."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AUDIENCE = str(Path(sys.executable).with_name("audience"))
+
+
+def _run(*args, env=None, cwd=None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([AUDIENCE, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+
+
+def _assert_one_clear_line(result, *needles):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("audience: error:")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0]
+
+
+def test_bad_date_is_rejected(tmp_path):
+    result = _run("run", "--date", "2025-13-45", cwd=tmp_path)
+    assert result.returncode == 2 and "bad date '2025-13-45'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_jars_say_how_to_fetch_them(tmp_path):
+    result = _run("--landing", str(tmp_path), "run", "--date", "2025-12-16",
+                  env={"AUDIENCE_JARS_DIR": str(tmp_path / "nojars")}, cwd=tmp_path)
+    _assert_one_clear_line(result, "Delta jars missing", "make jars")
+
+
+def test_missing_java_is_reported(tmp_path):
+    result = _run("run", "--date", "2025-12-16", env={"PATH": str(Path(sys.executable).parent), "JAVA_HOME": ""},
+                  cwd=tmp_path)
+    _assert_one_clear_line(result, "Java 17 is required")
+
+
+def test_bad_conf_names_file_and_key(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    from jobs.config import DEFAULT_CONF_DIR
+    for f in DEFAULT_CONF_DIR.iterdir():
+        (conf / f.name).write_text(f.read_text())
+    (conf / "regions.yaml").write_text((conf / "regions.yaml").read_text().replace("  top_k: 5", "  top_k: five"))
+    result = _run("--conf", str(conf), "run", "--date", "2025-12-16", cwd=tmp_path)
+    _assert_one_clear_line(result, "regions.yaml: policy_defaults.top_k")
+
+
+@pytest.mark.slow
+def test_missing_landing_folder_stops_the_run_clearly(tmp_path):
+    result = _run("--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh"),
+                  "run", "--date", "2025-12-16", cwd=tmp_path)
+    _assert_one_clear_line(result, "landing folder missing", "chat_messages", "2025-12-16")
+
+
+@pytest.mark.slow
+def test_generate_run_and_sql_from_the_command_line(tmp_path):
+    roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]
+    gen = _run(*roots, "generate", "--date", "2025-12-16", "--messages", "500", cwd=tmp_path)
+    assert gen.returncode == 0, gen.stderr
+    run = _run(*roots, "run", "--date", "2025-12-16", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "counts reconcile" in run.stdout and "[ingest chat_messages] done" in run.stderr
+    sql = _run(*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages", cwd=tmp_path)
+    assert sql.returncode == 0, sql.stderr
+    accepted = next(line.split()[2] for line in run.stdout.splitlines() if line.startswith("chat_messages"))
+    assert sql.stdout.split()[-1] == accepted
+    bad = _run(*roots, "sql", "SELECT nope FROM bronze.chat_messages", cwd=tmp_path)
+    _assert_one_clear_line(bad, "query failed")

@@ -1,0 +1,119 @@
+"""End to end: generate a small day, ingest it twice, deliver a late file, ingest again; read the
+tables back with Spark and with an independent Delta reader (delta-rs)."""
+import datetime as dt
+import json
+import shutil
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from jobs.pipeline import run_date
+from jobs.progress import Progress
+from jobs.sample import corpus
+from jobs.sample.generate import GenerateOptions, generate, make_users
+from jobs.tables import ALL_TABLES, CHAT_MESSAGES, QUARANTINE
+
+pytestmark = pytest.mark.slow
+DAY = dt.date(2025, 12, 16)
+OPTS = GenerateOptions(start=DAY, days=1, messages_per_day=3000, seed=11, bad_rate=0.03,
+                       duplicate_rate=0.03, late_rate=0.1)
+
+
+def _snapshot(spark, cfg):
+    """Every table's rows as a sorted list of tuples (minus run bookkeeping)."""
+    out = {}
+    for table in ALL_TABLES:
+        frame = spark.read.format("delta").load(table.path(cfg.warehouse)).drop("run_id")
+        out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, tmp_path_factory):
+    from jobs.config import load_config
+    root = tmp_path_factory.mktemp("e2e")
+    cfg = load_config(profile="test", landing=root / "landing", warehouse=root / "warehouse")
+    topic_ids = [t.topic_id for t in cfg.targetable_topics]
+    manifest = generate(cfg.landing, OPTS, topic_ids)[0]
+    chat_dir = cfg.landing / "chat_messages" / f"date={DAY}"
+    held_back = root / "late-00001.jsonl.gz"
+    shutil.move(chat_dir / "late-00001.jsonl.gz", held_back)
+    progress = Progress(quiet=True)
+    first = run_date(spark, cfg, DAY, progress)
+    snap_first = _snapshot(spark, cfg)
+    second = run_date(spark, cfg, DAY, progress)
+    snap_second = _snapshot(spark, cfg)
+    shutil.move(held_back, chat_dir / "late-00001.jsonl.gz")
+    with_late = run_date(spark, cfg, DAY, progress)
+    snap_late = _snapshot(spark, cfg)
+    again = run_date(spark, cfg, DAY, progress)
+    snap_again = _snapshot(spark, cfg)
+    return dict(cfg=cfg, manifest=manifest, runs=[first, second, with_late, again],
+                snaps=[snap_first, snap_second, snap_late, snap_again], topic_ids=topic_ids)
+
+
+def _chat_counts(run):
+    return next(r for r in run["ingest"] if r["dataset"] == "chat_messages")
+
+
+def test_rerunning_a_date_changes_no_table(ingested):
+    first, second, late, again = ingested["snaps"]
+    assert first == second
+    assert late == again
+
+
+def test_late_file_is_picked_up_without_duplicating_what_was_taken(ingested):
+    first, late = ingested["snaps"][0], ingested["snaps"][2]
+    before = {row[0] for row in first["bronze.chat_messages"]}
+    after = [row[0] for row in late["bronze.chat_messages"]]
+    assert len(after) == len(set(after)), "message_id must stay unique in bronze"
+    assert before < set(after)
+    planned = ingested["manifest"]["datasets"]["chat_messages"]
+    assert _chat_counts(ingested["runs"][0])["read"] == planned["lines"] - planned["late_lines"]
+
+
+def test_counts_reconcile_against_the_generators_plan(ingested):
+    """landing rows = bronze + quarantined + duplicates, each matching what the generator planted."""
+    for counts in ingested["runs"][2]["ingest"]:
+        plan = ingested["manifest"]["datasets"][counts["dataset"]]
+        planted_bad = sum(n for k, n in plan["planted"].items() if k != "duplicate")
+        assert counts["read"] == plan["lines"], counts["dataset"]
+        assert counts["quarantined"] == planted_bad, counts["dataset"]
+        assert counts["duplicate"] == plan["planted"].get("duplicate", 0), counts["dataset"]
+        assert counts["accepted"] + counts["quarantined"] + counts["duplicate"] == counts["read"]
+
+
+def test_quarantine_reasons_match_the_planted_bad_rows(spark, ingested):
+    cfg = ingested["cfg"]
+    reasons = dict(spark.read.format("delta").load(QUARANTINE.path(cfg.warehouse))
+                   .where(F.col("dataset") == "chat_messages").groupBy("reason").count().collect())
+    planted = {k: v for k, v in ingested["manifest"]["datasets"]["chat_messages"]["planted"].items()
+               if k != "duplicate"}
+    assert reasons == planted
+
+
+def test_independent_reader_sees_no_raw_user_id_nor_planted_pii(ingested):
+    cfg = ingested["cfg"]
+    raw_ids = {u.user_id for u in make_users(OPTS, ingested["topic_ids"])}
+    planted_pii = corpus.PHONES + corpus.CARDS + corpus.IBANS + ["mail@example.org"]
+    for table in ALL_TABLES:
+        data = DeltaTable(table.path(cfg.warehouse)).to_pyarrow_table().to_pylist()
+        assert data or table.name in ("erasure_requests",), table.qualified
+        for row in data:
+            for value in row.values():
+                if isinstance(value, str):
+                    assert value not in raw_ids, f"raw user_id in {table.qualified}"
+                    assert not any(p in value for p in planted_pii), f"PII in {table.qualified}: {value}"
+    bronze = DeltaTable(CHAT_MESSAGES.path(cfg.warehouse)).to_pyarrow_table(columns=["text", "pii_redacted"])
+    assert any(kinds for kinds in bronze.column("pii_redacted").to_pylist()), "generator planted PII"
+    assert all("[" not in t or any(p in t for p in ("[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]"))
+               for t in bronze.column("text").to_pylist())
+
+
+def test_erasure_and_profile_datasets_land_in_bronze(spark, ingested):
+    cfg = ingested["cfg"]
+    plan = ingested["manifest"]["datasets"]
+    for name in ("user_profiles", "ad_preferences", "erasure_requests"):
+        table = next(t for t in ALL_TABLES if t.name == name)
+        assert spark.read.format("delta").load(table.path(cfg.warehouse)).count() == plan[name]["lines"]
