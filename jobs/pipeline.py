@@ -9,7 +9,7 @@ from jobs.config import Config
 from jobs.privacy import pseudonym_key
 from jobs.progress import Progress
 
-STAGES = ("ingest",)
+STAGES = ("ingest", "privacy", "signals", "interests", "segments")
 
 
 def make_run_id(logical_date: dt.date) -> str:
@@ -30,6 +30,18 @@ def ingest_params(cfg: Config, logical_date: dt.date, as_of: dt.datetime | None 
 def run_date(spark, cfg: Config, logical_date: dt.date, progress: Progress, run_id: str | None = None,
              as_of: dt.datetime | None = None) -> dict:
     """Run every stage that exists for one date; returns per-stage results."""
+    from jobs import nightly
     run_id = run_id or make_run_id(logical_date)
     params = ingest_params(cfg, logical_date, as_of)
-    return {"run_id": run_id, "ingest": run_ingest(spark, cfg, params, run_id, progress)}
+    results = {"run_id": run_id, "ingest": run_ingest(spark, cfg, params, run_id, progress)}
+    for name, stage in (("privacy", nightly.stage_privacy), ("signals", nightly.stage_signals),
+                        ("interests", nightly.stage_interests)):
+        with progress.stage(name) as step:
+            results[name] = stage(spark, cfg, logical_date, run_id)
+            step.rows = next(iter(v for v in results[name].values() if isinstance(v, int)), None)
+            step.detail = " ".join(f"{k}={v:,}" for k, v in results[name].items())
+    with progress.stage("segments + publish") as step:
+        results["segments"] = nightly.stage_segments(spark, cfg, logical_date, run_id,
+                                                     params.as_of.replace(microsecond=0))
+        step.rows = sum(r["member_count"] for r in results["segments"] if r["status"] == "published")
+    return results

@@ -32,9 +32,17 @@ AD_PREFERENCES = Table("bronze", "ad_preferences", ("ingest_date",))
 ERASURE_REQUESTS = Table("bronze", "erasure_requests", ("ingest_date",))
 QUARANTINE = Table("quarantine", "rejected_rows", ("dataset", "ingest_date"))
 INGEST_RECONCILIATION = Table("quality", "ingest_reconciliation", ("ingest_date",), holds_user_data=False)
+USER_STATE = Table("silver", "user_state", ("state_date",))
+CHAT_TOPICS = Table("silver", "chat_topics", ("signal_date",))
+DAILY_SIGNALS = Table("silver", "daily_signals", ("signal_date",))
+USER_INTERESTS = Table("gold", "user_interests", ("snapshot_date",))
+AUDIENCE_SEGMENTS = Table("gold", "audience_segments", ("snapshot_date", "region"))
+SEGMENT_CATALOG = Table("gold", "segment_catalog", ("snapshot_date",), holds_user_data=False)
+ERASURE_LOG = Table("privacy", "erasure_log", ("received_date",))
 
 ALL_TABLES = [
     CHAT_MESSAGES, ENGAGEMENT_EVENTS, USER_PROFILES, AD_PREFERENCES, ERASURE_REQUESTS,
-    QUARANTINE, INGEST_RECONCILIATION,
+    QUARANTINE, INGEST_RECONCILIATION, USER_STATE, CHAT_TOPICS, DAILY_SIGNALS, USER_INTERESTS,
+    AUDIENCE_SEGMENTS, SEGMENT_CATALOG, ERASURE_LOG,
 ]
 BY_NAME = {t.qualified: t for t in ALL_TABLES}

@@ -88,5 +88,6 @@ ERASURE_REQUESTS = Dataset(
     key=("request_id",), timestamp="requested_at", record_id="request_id",
 )
 
-DATASETS = (CHAT_MESSAGES, ENGAGEMENT_EVENTS, USER_PROFILES, AD_PREFERENCES, ERASURE_REQUESTS)
+# Erasure requests first: the night's requests are tombstones for the other datasets.
+DATASETS = (ERASURE_REQUESTS, CHAT_MESSAGES, ENGAGEMENT_EVENTS, USER_PROFILES, AD_PREFERENCES)
 BY_NAME = {d.name: d for d in DATASETS}

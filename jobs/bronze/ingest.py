@@ -22,7 +22,8 @@ from jobs.errors import AudienceError
 from jobs.io import delta_exists, path_exists, replace_partition
 from jobs.privacy import hmac_sha256_hex, pii_kinds, redact_pii
 from jobs.progress import Progress
-from jobs.tables import INGEST_RECONCILIATION, QUARANTINE
+from jobs.privacy_requests import tombstone_filter
+from jobs.tables import ERASURE_REQUESTS, INGEST_RECONCILIATION, QUARANTINE
 
 log = logging.getLogger(__name__)
 STATUS_ACCEPTED, STATUS_QUARANTINED, STATUS_DUPLICATE, STATUS_ERASED = (
@@ -160,6 +161,31 @@ def mark_duplicates(classified: DataFrame, ds: Dataset, prior_keys: DataFrame | 
     return ranked.select("*", status.alias("status")).drop(*key_cols, "_rank", "_seen")
 
 
+def _extracted(field):
+    if field is None:
+        return F.lit(None).cast("string")
+    from_raw = F.regexp_extract("value", rf'"{field}"\s*:\s*"([^"]+)"', 1)
+    return F.coalesce(F.col("p").getField(field), F.when(from_raw != "", from_raw))
+
+
+def erase(rows: DataFrame, ds: Dataset, requests: DataFrame | None) -> DataFrame:
+    """Tombstones: a row any known erasure request covers gets status `erased` and is kept nowhere."""
+    if requests is None or ds.name == "erasure_requests":
+        return rows
+    chat = ds.name == "chat_messages"
+    marked = tombstone_filter(
+        rows.select("*", _extracted(ds.record_id if chat else None).alias("_rid"),
+                    _extracted(ds.conversation_id).alias("_cid")),
+        requests, "_rid" if chat else None, "_cid" if chat else None, chat_data=chat)
+    return (marked.withColumn("status", F.when(F.col("_erased"), F.lit(STATUS_ERASED)).otherwise(F.col("status")))
+            .drop("_rid", "_cid", "_erased"))
+
+
+def _known_requests(spark, cfg: Config):
+    path = ERASURE_REQUESTS.path(cfg.warehouse)
+    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+
+
 def _field(ds: Dataset, name: str):
     value = F.col("p").getField(name)
     kind = next(f.kind for f in ds.fields if f.name == name)
@@ -193,15 +219,10 @@ def to_quarantine(rejected: DataFrame, ds: Dataset, logical_date: dt.date) -> Da
     """Quarantine rows keep the reason and a redacted copy of the record: the raw user_id is
     replaced by a placeholder (user_key kept beside it for erasure) and PII redacted."""
     raw = F.regexp_replace("value", r'("user_id"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9]+)', '$1"[USER_ID]"')
-    def extracted(field):
-        if field is None:
-            return F.lit(None).cast("string")
-        from_raw = F.regexp_extract("value", rf'"{field}"\s*:\s*"([^"]+)"', 1)
-        return F.coalesce(F.col("p").getField(field), F.when(from_raw != "", from_raw))
     return rejected.select(
         F.lit(ds.name).alias("dataset"), F.lit(logical_date).alias("ingest_date"), "reason", "source_file",
-        "user_key", extracted(ds.record_id).alias("record_id"),
-        extracted(ds.conversation_id).alias("conversation_id"), redact_pii(raw).alias("raw_redacted"),
+        "user_key", _extracted(ds.record_id).alias("record_id"),
+        _extracted(ds.conversation_id).alias("conversation_id"), redact_pii(raw).alias("raw_redacted"),
     )
 
 
@@ -227,9 +248,9 @@ def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, run_id
         return counts
     try:
         raw = read_landing(spark, ds, folder)
-        rows = (mark_duplicates(classify(parse(raw, ds), ds, params), ds,
-                                _prior_keys(spark, cfg, ds, params.logical_date))
-                .persist(StorageLevel.MEMORY_AND_DISK))
+        rows = erase(mark_duplicates(classify(parse(raw, ds), ds, params), ds,
+                                     _prior_keys(spark, cfg, ds, params.logical_date)),
+                     ds, _known_requests(spark, cfg)).persist(StorageLevel.MEMORY_AND_DISK)
         by_status = dict(rows.groupBy("status").count().collect())
     except AudienceError:
         raise

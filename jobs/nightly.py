@@ -1,0 +1,118 @@
+"""Stages after ingest for one logical date: privacy requests, signals, interests, segments, publish.
+
+Each stage reads what earlier stages wrote and replaces exactly its own partitions, so any stage
+can be re-run alone (Airflow retries) and a re-run of a date yields the same tables.
+Publication: members are written first; the catalog row commit of the date is the publication
+point. Consumers read `gold.audience_segments` at the catalog's latest snapshot_date, so they see
+yesterday's complete snapshot until today's catalog commit lands, never a mix.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from jobs import tables as t
+from jobs.config import Config
+from jobs.gold import segments as seg
+from jobs.io import delta_exists, replace_partition
+from jobs.privacy_requests import apply_erasures, rebuild_chat_daily
+from jobs.silver import signals as sig
+from jobs.silver.tagger import vocabulary_frame
+from jobs.silver.user_state import build_user_state, region_frame
+
+
+def _read(spark, table, empty_schema=None):
+    path = table.path(spark.conf.get("audience.warehouse"))
+    if delta_exists(spark, path):
+        return spark.read.format("delta").load(path)
+    return spark.createDataFrame([], empty_schema) if empty_schema else None
+
+
+PROFILE_SCHEMA = "user_key string, birth_year int, country string, updated_at timestamp, ingest_date date"
+PREFS_SCHEMA = "user_key string, ai_chat_ads boolean, personalized_ads boolean, updated_at timestamp, ingest_date date"
+
+
+def stage_privacy(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
+    """User state as of D, then the night's erasure requests applied everywhere."""
+    spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    state = build_user_state(_read(spark, t.USER_PROFILES, PROFILE_SCHEMA), _read(spark, t.AD_PREFERENCES, PREFS_SCHEMA),
+                             region_frame(spark, cfg), cfg.default_region, d)
+    replace_partition(state, t.USER_STATE, cfg.warehouse, {"state_date": d})
+    applied = apply_erasures(spark, cfg, d, run_id)
+    return {"users": _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d)).count(),
+            "erasures": len(applied), "rows_removed": sum(a["rows_removed"] for a in applied)}
+
+
+def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
+    spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    vocab = vocabulary_frame(spark, cfg).cache()
+    state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
+    opted_out = state.where(~F.col("ai_chat_ads")).select("user_key")
+    day = F.col("ingest_date") == F.lit(d)
+    turns = _read(spark, t.CHAT_MESSAGES).where(day & (F.col("role") == "user"))
+    tags = sig.tag_frame(spark, cfg, vocab, turns, "message_id", "text", "language")
+    policies = sig.region_policy_frame(spark, cfg)
+    chat_rows, suppressed = sig.chat_topics(
+        turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"), tags,
+        region_frame(spark, cfg), policies, cfg.default_region, opted_out)
+    chat_rows = chat_rows.cache()
+    replace_partition(chat_rows, t.CHAT_TOPICS, cfg.warehouse, {"signal_date": d})
+    # A conversation that turns sensitive tonight also loses the signals it gave on earlier nights.
+    earliest = d - dt.timedelta(days=cfg.duplicate_lookback_days)
+    (DeltaTable.forPath(spark, t.CHAT_TOPICS.path(cfg.warehouse)).alias("t")
+     .merge(suppressed.alias("s"), f"t.conversation_id = s.conversation_id AND t.signal_date >= '{earliest}'"
+                                   f" AND t.signal_date < '{d}'")
+     .whenMatchedDelete().execute())
+    for offset in range(1, cfg.duplicate_lookback_days + 1):
+        rebuild_chat_daily(spark, cfg, d - dt.timedelta(days=offset))
+    events = _read(spark, t.ENGAGEMENT_EVENTS).where(day)
+    query_tags = sig.tag_frame(spark, cfg, vocab, events.where(F.col("query_text").isNotNull()),
+                               "event_id", "query_text", None)
+    eng_rows = sig.engagement_topics(events, query_tags, [x.topic_id for x in cfg.targetable_topics])
+    daily = sig.daily_signals(chat_rows, eng_rows, cfg.engagement_weights, cfg.chat_turn_weight,
+                              cfg.daily_cap_per_topic)
+    replace_partition(daily, t.DAILY_SIGNALS, cfg.warehouse, {"signal_date": d})
+    rows = _read(spark, t.DAILY_SIGNALS).where(F.col("signal_date") == F.lit(d)).count()
+    chat_rows.unpersist()
+    return {"daily_signals": rows}
+
+
+def stage_interests(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
+    spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    max_lookback = max(p.lookback_days for p in cfg.regions.values())
+    signals = _read(spark, t.DAILY_SIGNALS).where(
+        F.col("signal_date").between(F.lit(d - dt.timedelta(days=max_lookback - 1)), F.lit(d)))
+    state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
+    scored = seg.interests(signals, state, sig.region_policy_frame(spark, cfg), d)
+    replace_partition(scored, t.USER_INTERESTS, cfg.warehouse, {"snapshot_date": d})
+    return {"user_interests": _read(spark, t.USER_INTERESTS).where(F.col("snapshot_date") == F.lit(d)).count()}
+
+
+def segment_defs(spark, cfg: Config):
+    return spark.createDataFrame([(x.topic_id, x.name, x.iab_audience_id) for x in cfg.targetable_topics],
+                                 "segment_id string, segment_name string, iab_audience_id string")
+
+
+def stage_segments(spark, cfg: Config, d: dt.date, run_id: str, published_at: dt.datetime) -> list[dict]:
+    """Members of published segments first, then the catalog commit that publishes the date."""
+    spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    policies = sig.region_policy_frame(spark, cfg)
+    scored = _read(spark, t.USER_INTERESTS).where(F.col("snapshot_date") == F.lit(d))
+    state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
+    candidates = seg.members(scored, state, policies, d).cache()
+    catalog = seg.catalog(candidates, segment_defs(spark, cfg), policies, d, run_id, published_at).cache()
+    replace_partition(seg.published_members(candidates, catalog), t.AUDIENCE_SEGMENTS, cfg.warehouse,
+                      {"snapshot_date": d})
+    publish(catalog, cfg, d)
+    rows = [r.asDict() for r in catalog.where(F.col("member_count") > 0)
+            .orderBy("region", F.col("member_count").desc()).collect()]
+    candidates.unpersist()
+    catalog.unpersist()
+    return rows
+
+
+def publish(catalog, cfg: Config, d: dt.date) -> None:
+    """The publication point: one Delta commit replacing the date's catalog rows."""
+    replace_partition(catalog, t.SEGMENT_CATALOG, cfg.warehouse, {"snapshot_date": d})
