@@ -70,13 +70,61 @@ def _print_ingest(results):
     print(render_table(results["ingest"], ["dataset", "read", "accepted", "quarantined", "duplicate", "erased"]))
 
 
+def _segment_summary(spark, cfg, day) -> list[dict]:
+    """Per region: published and suppressed segments, members, and where members' scores came from."""
+    from pyspark.sql import functions as F
+    from jobs.tables import AUDIENCE_SEGMENTS, SEGMENT_CATALOG
+    catalog = (spark.read.format("delta").load(SEGMENT_CATALOG.path(cfg.warehouse))
+               .where(F.col("snapshot_date") == F.lit(day)).groupBy("region").agg(
+                   F.sum((F.col("status") == "published").cast("int")).alias("published"),
+                   F.sum((F.col("status") != "published").cast("int")).alias("suppressed")))
+    chat, eng = F.col("chat_score") > 0, F.col("engagement_score") > 0
+    members = (spark.read.format("delta").load(AUDIENCE_SEGMENTS.path(cfg.warehouse))
+               .where(F.col("snapshot_date") == F.lit(day)).groupBy("region").agg(
+                   F.count("*").alias("members"),
+                   F.sum((chat & ~eng).cast("int")).alias("chat_only"),
+                   F.sum((eng & ~chat).cast("int")).alias("engagement_only"),
+                   F.sum((chat & eng).cast("int")).alias("both")))
+    rows = catalog.join(members, on="region", how="left").orderBy("region").collect()
+    return [{k: (v if v is not None else 0) for k, v in r.asDict().items()} for r in rows]
+
+
+def _print_day(spark, cfg, day, results):
+    print(f"\n{day} (run {results['run_id']}): counts reconcile")
+    _print_ingest(results)
+    print()
+    print(render_table(_segment_summary(spark, cfg, day),
+                       ["region", "published", "suppressed", "members", "chat_only", "engagement_only", "both"]))
+    top = [r for r in results["segments"] if r["status"] == "published"][:8]
+    if top:
+        print("\nlargest published segments:")
+        print(render_table([{"region": r["region"], "segment": r["segment_id"], "iab": r["iab_audience_id"],
+                             "members": r["member_count"], "sources": ",".join(r["sources"])} for r in top]))
+
+
 def cmd_run(args, progress):
     from jobs.pipeline import run_date
     cfg = _config(args)
     spark = _spark(cfg, f"audience-run-{args.date}")
-    results = run_date(spark, cfg, args.date, progress)
-    print(f"\nrun {results['run_id']} for {args.date}: counts reconcile")
-    _print_ingest(results)
+    _print_day(spark, cfg, args.date, run_date(spark, cfg, args.date, progress))
+
+
+def _dates(start: dt.date, end: dt.date):
+    if end < start:
+        raise AudienceError(f"--end {end} is before --start {start}")
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def cmd_backfill(args, progress):
+    from jobs.pipeline import run_date
+    cfg = _config(args)
+    dates = _dates(args.start, args.end)
+    spark = _spark(cfg, f"audience-backfill-{args.start}-{args.end}")
+    for n, day in enumerate(dates, 1):
+        progress.note(f"backfill {n}/{len(dates)}: {day}")
+        results = run_date(spark, cfg, day, progress)
+        published = sum(1 for r in results["segments"] if r["status"] == "published")
+        print(f"{day}  run {results['run_id']}  published segments {published}")
 
 
 def cmd_demo(args, progress):
@@ -86,12 +134,36 @@ def cmd_demo(args, progress):
     opts = GenerateOptions(start=args.start, days=args.days, messages_per_day=args.messages, seed=args.seed)
     generate(cfg.landing, opts, [t.topic_id for t in cfg.targetable_topics], progress)
     spark = _spark(cfg, "audience-demo")
-    for offset in range(args.days):
-        day = args.start + dt.timedelta(days=offset)
+    for day in _dates(args.start, args.start + dt.timedelta(days=args.days - 1)):
         results = run_date(spark, cfg, day, progress)
-        print(f"\n{day} (run {results['run_id']}):")
-        _print_ingest(results)
-    print(f"\nTables under {Path(cfg.warehouse).absolute()}; query them with: audience sql \"SHOW TABLES IN bronze\"")
+    _print_day(spark, cfg, day, results)
+    print(f"\nTables under {Path(cfg.warehouse).absolute()}; e.g. audience sql "
+          f"\"SELECT * FROM gold.segment_catalog WHERE status = 'published'\"")
+
+
+def cmd_tag(args, progress):
+    """JSON lines {"id", "text", "locale"} on stdin -> {"id", "topics", "sensitive"} per line."""
+    import json
+    from pyspark.sql import functions as F
+    from jobs.silver.tagger import tag, vocabulary_frame
+    cfg = _config(args)
+    records = []
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records.append((str(rec["id"]), str(rec.get("text") or ""), rec.get("locale")))
+        except (ValueError, KeyError, TypeError):
+            raise AudienceError(f"stdin line {n}: expected a JSON object with \"id\" and \"text\"") from None
+    spark = _spark(cfg, "audience-tag")
+    frame = spark.createDataFrame(records, "id string, text string, locale string").select(
+        "id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
+    tagged = {r.id: r for r in tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window,
+                                   id_col="id").collect()}
+    for rec_id, _, _ in records:
+        r = tagged[rec_id]
+        print(json.dumps({"id": rec_id, "topics": list(r.topics), "sensitive": list(r.sensitive)}))
 
 
 def cmd_sql(args, progress):
@@ -130,9 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, required=True)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("backfill", help="run the nightly flow for every date of a range, in order")
+    p.add_argument("--start", type=_date, required=True)
+    p.add_argument("--end", type=_date, required=True)
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
+    p.set_defaults(func=cmd_tag)
+
     p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")
     p.add_argument("--start", type=_date, default=dt.date(2025, 12, 16))
-    p.add_argument("--days", type=int, default=2)
+    p.add_argument("--days", type=int, default=3)
     p.add_argument("--messages", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
