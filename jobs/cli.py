@@ -141,29 +141,57 @@ def cmd_demo(args, progress):
           f"\"SELECT * FROM gold.segment_catalog WHERE status = 'published'\"")
 
 
-def cmd_tag(args, progress):
-    """JSON lines {"id", "text", "locale"} on stdin -> {"id", "topics", "sensitive"} per line."""
+def _read_jsonl(stream, source: str) -> list[dict]:
     import json
-    from pyspark.sql import functions as F
-    from jobs.silver.tagger import tag, vocabulary_frame
-    cfg = _config(args)
     records = []
-    for n, line in enumerate(sys.stdin, 1):
+    for n, line in enumerate(stream, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-            records.append((str(rec["id"]), str(rec.get("text") or ""), rec.get("locale")))
-        except (ValueError, KeyError, TypeError):
-            raise AudienceError(f"stdin line {n}: expected a JSON object with \"id\" and \"text\"") from None
+            if rec.get("id") is None or not isinstance(rec.get("text", ""), (str, type(None))):
+                raise ValueError
+        except (ValueError, AttributeError):
+            raise AudienceError(f"{source} line {n}: expected a JSON object with \"id\" and \"text\"") from None
+        records.append(rec)
+    return records
+
+
+def cmd_tag(args, progress):
+    """JSON lines {"id", "text", "locale"} on stdin -> {"id", "topics", "sensitive"} per line;
+    with --evaluate FILE, precision/recall against the labels in FILE instead."""
+    import json
+    from pyspark.sql import functions as F
+    from jobs.silver.tagger import tag, vocabulary_frame
+    cfg = _config(args)
+    if args.evaluate:
+        try:
+            with open(args.evaluate, encoding="utf-8") as fh:
+                records = _read_jsonl(fh, args.evaluate)
+        except OSError as exc:
+            raise AudienceError(f"cannot read {args.evaluate}: {exc.strerror}") from None
+    else:
+        records = _read_jsonl(sys.stdin, "stdin")
     spark = _spark(cfg, "audience-tag")
-    frame = spark.createDataFrame(records, "id string, text string, locale string").select(
+    frame = spark.createDataFrame([(str(r["id"]), r.get("text") or "", r.get("locale")) for r in records],
+                                  "id string, text string, locale string").select(
         "id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
     tagged = {r.id: r for r in tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window,
                                    id_col="id").collect()}
-    for rec_id, _, _ in records:
-        r = tagged[rec_id]
-        print(json.dumps({"id": rec_id, "topics": list(r.topics), "sensitive": list(r.sensitive)}))
+    if not args.evaluate:
+        for rec in records:
+            r = tagged[str(rec["id"])]
+            print(json.dumps({"id": rec["id"], "topics": list(r.topics), "sensitive": list(r.sensitive)}))
+        return
+    from jobs.silver.tagger_eval import score
+    expected = {str(r["id"]): {"topics": set(r.get("topics", [])), "sensitive": set(r.get("sensitive", []))}
+                for r in records}
+    predicted = {k: {"topics": set(v.topics), "sensitive": set(v.sensitive)} for k, v in tagged.items()}
+    result = score(expected, predicted)
+    print(render_table(result["rows"]))
+    print(f"\n{result['messages']} messages: topic precision {result['topic_precision']:.3f}, "
+          f"topic recall {result['topic_recall']:.3f}, sensitive message recall "
+          f"{result['sensitive_message_recall']:.3f}, sensitive false alarms {result['sensitive_false_alarm_rate']:.3f}")
 
 
 def cmd_sql(args, progress):
@@ -208,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
+    p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: report precision and recall")
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")

@@ -33,6 +33,7 @@ class RegionPolicy:
     half_life_days: float
     min_score: float
     top_k: int
+    blocked_segments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def _load_policy(reader, node, where, base=None):
         half_life_days=pick("half_life_days", "float"),
         min_score=pick("min_score", "float"),
         top_k=pick("top_k", "int"),
+        blocked_segments=tuple(pick("blocked_segments", "list") or ()),
     )
     if policy["sensitive_suppression"] not in SUPPRESSION_MODES:
         reader.fail(f"{where}.sensitive_suppression", f"must be one of {', '.join(SUPPRESSION_MODES)}")
@@ -205,6 +207,8 @@ def _load_regions(path: Path):
     defaults["sensitive_suppression"] = r.get(defaults_node, "sensitive_suppression", "str", "policy_defaults")
     defaults["chat_signals_from"] = r.get(defaults_node, "chat_signals_from", "date", "policy_defaults",
                                           required=False)
+    defaults["blocked_segments"] = r.get(defaults_node, "blocked_segments", "list", "policy_defaults",
+                                         required=False) or []
     regions, country_region = {}, {}
     for name, node in r.get(r.data, "regions", "dict", "").items():
         where = f"regions.{name}"
@@ -305,6 +309,11 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
                               "empty (set it, its environment variable, or pass --" + key + ")")
     regions, country_region, default_region, iso = _load_regions(conf_dir / "regions.yaml")
     languages, topics, neg_window, neg_cues = _load_taxonomy(conf_dir / "taxonomy.yaml")
+    for name, policy in regions.items():
+        unknown = [s for s in policy.blocked_segments if s not in topics or topics[s].sensitive]
+        if unknown:
+            raise ConfigError(conf_dir / "regions.yaml", f"regions.{name}.policy.blocked_segments",
+                              f"not targetable topic ids: {unknown}")
     weights, chat_weight, cap = _load_scoring(conf_dir / "scoring.yaml")
     return Config(
         conf_dir=conf_dir, profile=prof, spark_conf=spark_conf, regions=regions,

@@ -30,6 +30,8 @@ MATCHES = {
     t.USER_INTERESTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
     t.AUDIENCE_SEGMENTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
 }
+# Tonight's snapshot of these is rebuilt after this stage from cleaned silver: only past ones are purged.
+REBUILT_TONIGHT = {t.USER_INTERESTS: "snapshot_date", t.AUDIENCE_SEGMENTS: "snapshot_date"}
 
 
 def targets(requests: DataFrame) -> DataFrame:
@@ -91,6 +93,8 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
         if not delta_exists(spark, path):
             continue
         frame = spark.read.format("delta").load(path)
+        if table in REBUILT_TONIGHT:
+            frame = frame.where(F.col(REBUILT_TONIGHT[table]) < F.lit(logical_date))
         condition = F.lit(False)
         for column, scopes in matches:
             values = sorted({r.value for r in tonight if r.scope in scopes and r.value})
@@ -108,6 +112,8 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
                 removed[row.request_id][table.qualified] = removed[row.request_id].get(table.qualified, 0) + row["count"]
         if table is t.CHAT_TOPICS:  # the chat part of those dates' daily aggregates is rebuilt below
             chat_dates = [r.signal_date for r in frame.where(condition).select("signal_date").distinct().collect()]
+        if table in REBUILT_TONIGHT:
+            condition = condition & (F.col(REBUILT_TONIGHT[table]) < F.lit(logical_date))
         DeltaTable.forPath(spark, path).delete(condition)
     for signal_date in chat_dates:
         rebuild_chat_daily(spark, cfg, signal_date)
@@ -116,8 +122,16 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
     frame = spark.createDataFrame(log, "request_id string, scope string, target_id string, received_date date, "
                                        "applied_run string, rows_removed map<string,long>")
     user_keys = requests.select("request_id", "user_key")
-    replace_partition(frame.join(user_keys, on="request_id", how="left")
-                      .select("request_id", "user_key", "scope", "target_id", "received_date", "applied_run",
-                              "rows_removed", F.lit(None).cast("date").alias("purged_on")),
-                      t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
+    entries = (frame.join(user_keys, on="request_id", how="left")
+               .select("request_id", "user_key", "scope", "target_id", "received_date", "applied_run",
+                       "rows_removed", F.lit(None).cast("date").alias("purged_on")))
+    log_path = t.ERASURE_LOG.path(cfg.warehouse)
+    if not delta_exists(spark, log_path):
+        replace_partition(entries, t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
+    else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it
+        (DeltaTable.forPath(spark, log_path).alias("l")
+         .merge(entries.alias("e"), "l.request_id = e.request_id")
+         .whenMatchedUpdate(set={"rows_removed": "map_zip_with(l.rows_removed, e.rows_removed, "
+                                                 "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))"})
+         .whenNotMatchedInsertAll().execute())
     return [{"request_id": r[0], "scope": r[1], "rows_removed": sum(r[5].values())} for r in log]

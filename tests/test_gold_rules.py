@@ -111,3 +111,21 @@ def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
     published = {r.segment_id for r in seg.published_members(candidates, catalog).collect()}
     assert published == {"music"}
     assert catalog.count() == len(cfg.regions) * 28
+
+
+def test_segment_the_regions_policy_blocks_is_suppressed_whatever_its_size(spark, cfg):
+    eu = cfg.regions["EU"]
+    cfg.regions["EU"] = eu.__class__(**{**eu.__dict__, "blocked_segments": ("wine_spirits",)})
+    try:
+        policies = region_policy_frame(spark, cfg)
+    finally:
+        cfg.regions["EU"] = eu
+    candidates = spark.createDataFrame(_candidates(spark, 150, "wine_spirits"),
+                                       "snapshot_date date, region string, segment_id string, user_key string, "
+                                       "score double, chat_score double, engagement_score double, last_signal_date date")
+    defs = spark.createDataFrame([(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
+                                 "segment_id string, segment_name string, iab_audience_id string")
+    catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3))
+    row = catalog.where("region = 'EU' AND segment_id = 'wine_spirits'").first()
+    assert (row.status, row.member_count) == ("suppressed_policy", 150)
+    assert seg.published_members(candidates, catalog).count() == 0

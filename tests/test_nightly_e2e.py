@@ -57,7 +57,15 @@ def test_erased_conversations_and_messages_leave_every_table_the_same_night(spar
     assert log.count() == requests.count()
 
 
-def test_no_sensitive_topic_and_no_text_past_bronze(spark, nightly_runs, ):
+def test_assistant_turns_never_become_signals(spark, nightly_runs):
+    cfg = nightly_runs["cfg"]
+    assistant = spark.read.format("delta").load(t.CHAT_MESSAGES.path(cfg.warehouse)).where("role = 'assistant'")
+    topics = spark.read.format("delta").load(t.CHAT_TOPICS.path(cfg.warehouse))
+    assert topics.count() > 0
+    assert topics.join(assistant, on="message_id", how="left_semi").count() == 0
+
+
+def test_no_sensitive_topic_and_no_text_past_bronze(spark, nightly_runs):
     cfg = nightly_runs["cfg"]
     sensitive = [x.topic_id for x in cfg.topics.values() if x.sensitive]
     for table, column in ((t.CHAT_TOPICS, "topic"), (t.DAILY_SIGNALS, "topic"), (t.USER_INTERESTS, "topic"),

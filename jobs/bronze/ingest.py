@@ -240,14 +240,15 @@ def _prior_keys(spark, cfg: Config, ds: Dataset, logical_date: dt.date):
 def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, run_id: str, progress: Progress) -> dict:
     folder = day_folder(cfg, ds.name, params.logical_date)
     counts = dict(dataset=ds.name, read=0, accepted=0, quarantined=0, duplicate=0, erased=0)
-    if not path_exists(spark, folder):
-        if ds.delivered_daily:
-            raise AudienceError(f"landing folder missing: {folder} (upstream has not delivered "
-                                f"{ds.name} for {params.logical_date}; the run waits for it)")
+    present = path_exists(spark, folder)
+    if not present and ds.delivered_daily:
+        raise AudienceError(f"landing folder missing: {folder} (upstream has not delivered "
+                            f"{ds.name} for {params.logical_date}; the run waits for it)")
+    if not present:  # a day without records: the date's partition is empty, the table still exists
         progress.note(f"{ds.name}: no folder for this date (no records)")
-        return counts
     try:
-        raw = read_landing(spark, ds, folder)
+        raw = (read_landing(spark, ds, folder) if present else spark.createDataFrame(
+            [], "value string, source_file string, file_arrived_at timestamp"))
         rows = erase(mark_duplicates(classify(parse(raw, ds), ds, params), ds,
                                      _prior_keys(spark, cfg, ds, params.logical_date)),
                      ds, _known_requests(spark, cfg)).persist(StorageLevel.MEMORY_AND_DISK)

@@ -59,12 +59,13 @@ def catalog(candidates: DataFrame, segment_defs: DataFrame, policies: DataFrame,
         F.max((F.col("engagement_score") > 0).cast("int")).alias("_eng"))
     sources = F.filter(F.array(F.when(F.col("_chat") == 1, F.lit(CHAT)), F.when(F.col("_eng") == 1, F.lit(ENGAGEMENT))),
                        lambda s: s.isNotNull())
-    grid = F.broadcast(policies.select("region", "min_audience_size", "lookback_days")).crossJoin(
+    grid = F.broadcast(policies.select("region", "min_audience_size", "lookback_days", "blocked_segments")).crossJoin(
         F.broadcast(segment_defs))
     return (grid.join(counts, on=["region", "segment_id"], how="left")
             .select(F.lit(snapshot).alias("snapshot_date"), "region", "segment_id", "segment_name",
                     "iab_audience_id", F.coalesce("member_count", F.lit(0)).cast("long").alias("member_count"),
-                    F.when(F.coalesce("member_count", F.lit(0)) >= F.col("min_audience_size"), PUBLISHED)
+                    F.when(F.array_contains("blocked_segments", F.col("segment_id")), SUPPRESSED_POLICY)
+                    .when(F.coalesce("member_count", F.lit(0)) >= F.col("min_audience_size"), PUBLISHED)
                     .otherwise(SUPPRESSED_MIN).alias("status"),
                     F.coalesce(sources, F.array().cast("array<string>")).alias("sources"),
                     "lookback_days", "min_audience_size", F.lit("daily").alias("refresh"),

@@ -16,11 +16,13 @@ CHAT, ENGAGEMENT = "chat", "engagement"
 
 def region_policy_frame(spark, cfg: Config) -> DataFrame:
     rows = [(name, p.sensitive_suppression, p.chat_signals_from, p.honor_chat_opt_out, p.min_age,
-             p.min_audience_size, p.lookback_days, float(p.half_life_days), float(p.min_score), p.top_k)
+             p.min_audience_size, p.lookback_days, float(p.half_life_days), float(p.min_score), p.top_k,
+             list(p.blocked_segments))
             for name, p in cfg.regions.items()]
     return spark.createDataFrame(rows, "region string, sensitive_suppression string, chat_signals_from date, "
                                        "honor_chat_opt_out boolean, min_age int, min_audience_size int, "
-                                       "lookback_days int, half_life_days double, min_score double, top_k int")
+                                       "lookback_days int, half_life_days double, min_score double, top_k int, "
+                                       "blocked_segments array<string>")
 
 
 def chat_topics(user_turns: DataFrame, tags: DataFrame, regions: DataFrame, policies: DataFrame,
