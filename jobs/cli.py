@@ -127,6 +127,25 @@ def cmd_backfill(args, progress):
         print(f"{day}  run {results['run_id']}  published segments {published}")
 
 
+def cmd_stage(args, progress):
+    """One stage for one date: what an Airflow task submits (spark-submit jobs/entrypoint.py ...)."""
+    import json
+    from jobs.pipeline import make_run_id, run_stage
+    cfg = _config(args)
+    spark = _spark(cfg, f"audience-{args.stage}-{args.date}")
+    result = run_stage(spark, cfg, args.stage, args.date, progress, args.run_id or make_run_id(args.date),
+                       args.region or None)
+    print(json.dumps(result, default=str) if not isinstance(result, list) or len(result) < 50 else
+          json.dumps({"rows": len(result)}))
+
+
+def cmd_maintain(args, progress):
+    from jobs.maintenance import run_maintenance
+    cfg = _config(args)
+    spark = _spark(cfg, "audience-maintain")
+    print(render_table(run_maintenance(spark, cfg, args.date, progress)))
+
+
 def cmd_demo(args, progress):
     from jobs.pipeline import run_date
     from jobs.sample.generate import GenerateOptions, generate
@@ -235,14 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", type=_date, required=True)
     p.set_defaults(func=cmd_backfill)
 
+    p = sub.add_parser("stage", help="run one stage for one date (what each Airflow task does)")
+    p.add_argument("stage", choices=["ingest", "privacy", "signals", "interests", "segments", "publish"])
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
+    p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("maintain", help="retention, OPTIMIZE and VACUUM of every table")
+    p.add_argument("--date", type=_date, default=dt.date.today(), help="the day retention is counted from")
+    p.set_defaults(func=cmd_maintain)
+
     p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
     p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: report precision and recall")
     p.set_defaults(func=cmd_tag)
 
     p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")
     p.add_argument("--start", type=_date, default=dt.date(2025, 12, 16))
-    p.add_argument("--days", type=int, default=3)
-    p.add_argument("--messages", type=int, default=20_000)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--messages", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
 

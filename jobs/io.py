@@ -25,13 +25,16 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
 
 
 def _literal(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_literal(v) for v in value) + ")"
     if isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()
     return "'" + str(value).replace("'", "''") + "'"
 
 
 def predicate(values: dict) -> str:
-    return " AND ".join(f"{column} = {_literal(value)}" for column, value in values.items())
+    return " AND ".join(f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {_literal(value)}"
+                        for column, value in values.items())
 
 
 def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -> None:

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
+from jobs.errors import AudienceError
 from jobs.gold import segments as seg
 from jobs.io import delta_exists, replace_partition
 from jobs.privacy_requests import apply_erasures, rebuild_chat_daily
@@ -95,24 +96,41 @@ def segment_defs(spark, cfg: Config):
                                  "segment_id string, segment_name string, iab_audience_id string")
 
 
-def stage_segments(spark, cfg: Config, d: dt.date, run_id: str, published_at: dt.datetime) -> list[dict]:
-    """Members of published segments first, then the catalog commit that publishes the date."""
+def stage_segments(spark, cfg: Config, d: dt.date, run_id: str, published_at: dt.datetime,
+                   regions: list[str] | None = None) -> dict:
+    """Members and catalog rows of the given regions (all by default) into staging; nothing is
+    visible to consumers until `publish`. Airflow maps this stage over regions."""
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
-    policies = sig.region_policy_frame(spark, cfg)
-    scored = _read(spark, t.USER_INTERESTS).where(F.col("snapshot_date") == F.lit(d))
+    regions = regions or sorted(cfg.regions)
+    unknown = sorted(set(regions) - set(cfg.regions))
+    if unknown:
+        raise AudienceError(f"unknown regions {unknown} (conf has: {', '.join(sorted(cfg.regions))})")
+    policies = sig.region_policy_frame(spark, cfg).where(F.col("region").isin(regions))
+    scored = _read(spark, t.USER_INTERESTS).where((F.col("snapshot_date") == F.lit(d)) & F.col("region").isin(regions))
     state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
     candidates = seg.members(scored, state, policies, d).cache()
     catalog = seg.catalog(candidates, segment_defs(spark, cfg), policies, d, run_id, published_at).cache()
-    replace_partition(seg.published_members(candidates, catalog), t.AUDIENCE_SEGMENTS, cfg.warehouse,
-                      {"snapshot_date": d})
-    publish(catalog, cfg, d)
-    rows = [r.asDict() for r in catalog.where(F.col("member_count") > 0)
-            .orderBy("region", F.col("member_count").desc()).collect()]
+    where = {"snapshot_date": d, "region": regions}
+    replace_partition(seg.published_members(candidates, catalog), t.SEGMENTS_STAGING, cfg.warehouse, where)
+    replace_partition(catalog, t.CATALOG_STAGING, cfg.warehouse, where)
+    counts = dict(catalog.groupBy("status").agg(F.sum("member_count")).collect())
     candidates.unpersist()
     catalog.unpersist()
-    return rows
+    return {"regions": len(regions), "published_members": int(counts.get(seg.PUBLISHED) or 0)}
 
 
-def publish(catalog, cfg: Config, d: dt.date) -> None:
-    """The publication point: one Delta commit replacing the date's catalog rows."""
+def publish(spark, cfg: Config, d: dt.date) -> list[dict]:
+    """Publication of a date: the staged members in one commit, then the catalog in one commit.
+    The catalog commit is the publication point consumers follow."""
+    spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    day = F.col("snapshot_date") == F.lit(d)
+    catalog = _read(spark, t.CATALOG_STAGING).where(day)
+    staged = {r.region for r in catalog.select("region").distinct().collect()}
+    missing = sorted(set(cfg.regions) - staged)
+    if missing:
+        raise AudienceError(f"cannot publish {d}: no segments staged for regions {', '.join(missing)}")
+    replace_partition(_read(spark, t.SEGMENTS_STAGING).where(day), t.AUDIENCE_SEGMENTS, cfg.warehouse,
+                      {"snapshot_date": d})
     replace_partition(catalog, t.SEGMENT_CATALOG, cfg.warehouse, {"snapshot_date": d})
+    return [r.asDict() for r in _read(spark, t.SEGMENT_CATALOG).where(day & (F.col("member_count") > 0))
+            .orderBy("region", F.col("member_count").desc()).collect()]

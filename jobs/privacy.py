@@ -15,6 +15,9 @@ from jobs.errors import AudienceError
 
 log = logging.getLogger(__name__)
 KEY_ENV = "AUDIENCE_PSEUDONYM_KEY"
+# Set by the Airflow DAGs from the masked Variable `audience_pseudonym_secret`: used when the
+# worker's own environment does not carry KEY_ENV.
+AIRFLOW_KEY_ENV = "AUDIENCE_PSEUDONYM_KEY_AIRFLOW"
 # Used only by profiles that allow it (local, test); any other profile refuses to run with it.
 DEV_KEY = "dev-only-pseudonym-key-not-a-secret"
 _BLOCK = 64
@@ -22,7 +25,7 @@ _BLOCK = 64
 
 def pseudonym_key(allow_dev_key: bool) -> bytes:
     """The HMAC key from the environment; the development key only where the profile allows it."""
-    key = os.environ.get(KEY_ENV, "")
+    key = os.environ.get(KEY_ENV) or os.environ.get(AIRFLOW_KEY_ENV, "")
     if key and key != DEV_KEY:
         return key.encode("utf-8")
     if allow_dev_key:

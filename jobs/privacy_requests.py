@@ -29,9 +29,11 @@ MATCHES = {
     t.DAILY_SIGNALS: [("user_key", ("account",))],
     t.USER_INTERESTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
     t.AUDIENCE_SEGMENTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
+    t.SEGMENTS_STAGING: [("user_key", ("message", "conversation", "all_chats", "account"))],
 }
 # Tonight's snapshot of these is rebuilt after this stage from cleaned silver: only past ones are purged.
-REBUILT_TONIGHT = {t.USER_INTERESTS: "snapshot_date", t.AUDIENCE_SEGMENTS: "snapshot_date"}
+REBUILT_TONIGHT = {t.USER_INTERESTS: "snapshot_date", t.AUDIENCE_SEGMENTS: "snapshot_date",
+                   t.SEGMENTS_STAGING: "snapshot_date"}
 
 
 def targets(requests: DataFrame) -> DataFrame:

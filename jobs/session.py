@@ -47,10 +47,15 @@ def build_spark(cfg: Config, app_name: str = "audience"):
     from pyspark.sql import SparkSession
 
     warehouse = Path(cfg.warehouse).absolute()
+    # Under spark-submit (Airflow's SparkSubmitOperator) the JVM is already up: its --master and
+    # --jars come from the `spark_default` connection and the operator, not from the profile.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
     local = cfg.profile.master.startswith("local")
+    builder = SparkSession.builder.appName(app_name)
+    if not submitted:
+        builder = builder.master(cfg.profile.master)
     builder = (
-        SparkSession.builder.appName(app_name)
-        .master(cfg.profile.master)
+        builder
         .config("spark.jars", ",".join(jars))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")

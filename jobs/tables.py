@@ -38,11 +38,14 @@ DAILY_SIGNALS = Table("silver", "daily_signals", ("signal_date",))
 USER_INTERESTS = Table("gold", "user_interests", ("snapshot_date",))
 AUDIENCE_SEGMENTS = Table("gold", "audience_segments", ("snapshot_date", "region"))
 SEGMENT_CATALOG = Table("gold", "segment_catalog", ("snapshot_date",), holds_user_data=False)
+# Per-region results of the segments stage, waiting for the publish stage (one commit per table).
+SEGMENTS_STAGING = Table("staging", "audience_segments", ("snapshot_date", "region"))
+CATALOG_STAGING = Table("staging", "segment_catalog", ("snapshot_date", "region"), holds_user_data=False)
 ERASURE_LOG = Table("privacy", "erasure_log", ("received_date",))
 
 ALL_TABLES = [
     CHAT_MESSAGES, ENGAGEMENT_EVENTS, USER_PROFILES, AD_PREFERENCES, ERASURE_REQUESTS,
     QUARANTINE, INGEST_RECONCILIATION, USER_STATE, CHAT_TOPICS, DAILY_SIGNALS, USER_INTERESTS,
-    AUDIENCE_SEGMENTS, SEGMENT_CATALOG, ERASURE_LOG,
+    AUDIENCE_SEGMENTS, SEGMENT_CATALOG, SEGMENTS_STAGING, CATALOG_STAGING, ERASURE_LOG,
 ]
 BY_NAME = {t.qualified: t for t in ALL_TABLES}

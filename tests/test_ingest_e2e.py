@@ -112,7 +112,8 @@ def test_independent_reader_sees_no_raw_user_id_nor_planted_pii(ingested):
         if not (Path(table.path(cfg.warehouse)) / "_delta_log").is_dir():
             continue
         data = DeltaTable(table.path(cfg.warehouse)).to_pyarrow_table().to_pylist()
-        assert data or table.layer not in ("bronze", "quarantine"), table.qualified
+        assert data or table.layer not in ("bronze", "quarantine") or table.name == "erasure_requests", \
+            table.qualified  # erasures were taken out of this day's landing above
         for row in data:
             for value in row.values():
                 if isinstance(value, str):

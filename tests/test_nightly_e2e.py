@@ -31,11 +31,17 @@ def nightly_runs(spark, tmp_path_factory):
     gold_first = {x: _gold(spark, cfg, x, D2) for x in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG, t.USER_INTERESTS)}
     run_date(spark, cfg, D2, progress)
     gold_again = {x: _gold(spark, cfg, x, D2) for x in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG, t.USER_INTERESTS)}
-    return dict(cfg=cfg, first=first, gold_first=gold_first, gold_again=gold_again)
+    backfill_cfg = load_config(profile="test", landing=root / "landing", warehouse=root / "backfill-warehouse")
+    for day in (D1, D2):
+        run_date(spark, backfill_cfg, day, progress)
+    gold_backfill = {x: _gold(spark, backfill_cfg, x, D2)
+                     for x in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG, t.USER_INTERESTS)}
+    return dict(cfg=cfg, first=first, gold_first=gold_first, gold_again=gold_again, gold_backfill=gold_backfill)
 
 
-def test_rerunning_a_date_gives_identical_gold_tables(nightly_runs):
+def test_rerunning_a_date_or_backfilling_the_range_gives_identical_gold_tables(nightly_runs):
     assert nightly_runs["gold_first"] == nightly_runs["gold_again"]
+    assert nightly_runs["gold_first"] == nightly_runs["gold_backfill"]
     assert nightly_runs["gold_first"][t.SEGMENT_CATALOG]
 
 
@@ -89,10 +95,21 @@ def test_members_belong_to_published_catalog_rows_with_matching_counts(spark, ni
 def test_run_killed_before_publication_leaves_the_previous_snapshot_published(spark, nightly_runs, monkeypatch):
     cfg = nightly_runs["cfg"]
     d3 = D2 + dt.timedelta(days=1)
-    def die(*args, **kwargs):
-        raise RuntimeError("killed between writing segments and publishing")
-    monkeypatch.setattr(nightly, "publish", die)
+    published_before = _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2)
+    nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
+    original = nightly.replace_partition
+    def die_on_catalog(frame, table, *args, **kwargs):
+        if table is t.SEGMENT_CATALOG:
+            raise RuntimeError("killed between writing segments and publishing")
+        return original(frame, table, *args, **kwargs)
+    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
     with pytest.raises(RuntimeError):
-        nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
+        nightly.publish(spark, cfg, d3)
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
+    assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
+    monkeypatch.setattr(nightly, "replace_partition", original)
+    nightly.publish(spark, cfg, d3)  # the retry completes the publication
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+    assert catalog.agg(F.max("snapshot_date")).first()[0] == d3
+    assert catalog.where(F.col("snapshot_date") == F.lit(d3)).count() == len(cfg.regions) * 28

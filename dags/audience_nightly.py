@@ -1,0 +1,87 @@
+"""
+### audience_nightly
+
+Builds the chat-signal audience segments of the previous UTC day and publishes them.
+
+* **Schedule**: daily at 02:00 UTC for the data interval that just ended (explicit
+  `CronDataIntervalTimetable`: `{{ ds }}` is the day being processed). No catchup: past dates are
+  backfilled on purpose with `airflow backfill create --dag-id audience_nightly --from-date ... --to-date ...`.
+* **Tasks**: one Spark application per stage, submitted with `SparkSubmitOperator` against
+  `spark_default` (set `AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}'` for
+  local mode; point it at a cluster to scale). Every stage replaces only its own partitions, so
+  retries, clears and backfills are idempotent.
+* **Segments** are mapped per region; **publish** commits members then the catalog (the publication
+  point) and updates the `gold.audience_segments` / `gold.segment_catalog` assets.
+* **Secrets**: the pseudonymization key comes from the worker's `AUDIENCE_PSEUDONYM_KEY` or the
+  Airflow Variable `audience_pseudonym_secret` (masked); never from this file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
+WAREHOUSE = os.environ.get("AUDIENCE_WAREHOUSE", str(REPO / "warehouse"))
+JARS = ",".join(sorted(str(p) for p in (REPO / "jars").glob("delta-*.jar")))
+SEGMENTS = Asset(name="gold.audience_segments", uri=f"file://{WAREHOUSE}/gold/audience_segments")
+CATALOG = Asset(name="gold.segment_catalog", uri=f"file://{WAREHOUSE}/gold/segment_catalog")
+ROOTS = [arg for key, flag in (("AUDIENCE_LANDING", "--landing"), ("AUDIENCE_WAREHOUSE", "--warehouse"),
+                               ("AUDIENCE_CONF", "--conf")) if os.environ.get(key)
+         for arg in (flag, os.environ[key])]
+SPARK_ENV = {"AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "{{ var.value.get('audience_pseudonym_secret', '') }}",
+             "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+SPARK_CONF = {"spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+              "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"}
+
+
+def stage(task_id: str, timeout_minutes: int, **kwargs) -> SparkSubmitOperator:
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id="spark_default",
+        application=ENTRYPOINT,
+        application_args=[*ROOTS, "stage", task_id, "--date", "{{ ds }}", "--run-id", "{{ run_id }}"],
+        jars=JARS,
+        conf=SPARK_CONF,
+        env_vars=SPARK_ENV,
+        name=f"audience-{task_id}-{{{{ ds }}}}",
+        execution_timeout=dt.timedelta(minutes=timeout_minutes),
+        **kwargs,
+    )
+
+
+with DAG(
+    dag_id="audience_nightly",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    start_date=dt.datetime(2025, 12, 16, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "audience-data-eng", "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+    tags=["audience", "spark", "delta", "privacy"],
+) as dag:
+    ingest = stage("ingest", 60)
+    privacy = stage("privacy", 30)
+    signals = stage("signals", 60)
+    interests = stage("interests", 30)
+
+    @task(execution_timeout=dt.timedelta(minutes=1))
+    def regions(ds=None, run_id=None) -> list[list[str]]:
+        """Regions from conf at run time (not at parse time), one segments task each."""
+        from jobs.config import load_config
+        cfg = load_config(os.environ.get("AUDIENCE_CONF"))
+        return [[*ROOTS, "stage", "segments", "--date", ds, "--run-id", run_id, "--region", r]
+                for r in sorted(cfg.regions)]
+
+    segments = SparkSubmitOperator.partial(
+        task_id="segments", conn_id="spark_default", application=ENTRYPOINT, jars=JARS, conf=SPARK_CONF,
+        env_vars=SPARK_ENV, execution_timeout=dt.timedelta(minutes=30),
+    ).expand(application_args=regions())
+    publish = stage("publish", 15, outlets=[SEGMENTS, CATALOG])
+
+    ingest >> privacy >> signals >> interests >> segments >> publish

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Project-local Airflow: AIRFLOW_HOME under the repo, SQLite, this repo's dags/, Spark in local mode
+# through the `spark_default` connection. Usage: scripts/airflow.sh <airflow arguments...>
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="$repo/.venv/bin:$PATH"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$repo/airflow_home}"
+export AIRFLOW__CORE__DAGS_FOLDER="$repo/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}"
+export PYSPARK_PYTHON="$repo/.venv/bin/python"
+export SPARK_LOCAL_IP=127.0.0.1
+mkdir -p "$AIRFLOW_HOME"
+if [ ! -f "$AIRFLOW_HOME/.migrated" ] || [ "$AIRFLOW_HOME/.migrated" -ot "$repo/setup.cfg" ]; then
+  airflow db migrate >/dev/null
+  touch "$AIRFLOW_HOME/.migrated"
+fi
+exec airflow "$@"

@@ -1,0 +1,84 @@
+"""DAG integrity, parametrized over every DAG file: imports, parse time, no heavy imports or
+Variable access at module level, owner/tags/retries, and the nightly DAG's contract."""
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs import REPO_ROOT
+
+DAG_FILES = sorted((REPO_ROOT / "dags").glob("audience_*.py"))
+PROBE = """
+import json, sys, time
+t = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+import_airflow = time.perf_counter() - t
+t = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+parse = time.perf_counter() - t
+dags = {d.dag_id: {"owner": d.default_args.get("owner"), "tags": sorted(d.tags),
+                   "retries": [t.retries for t in d.tasks], "max_active_runs": d.max_active_runs,
+                   "catchup": d.catchup, "timetable": type(d.timetable).__name__,
+                   "timeouts": [t.execution_timeout is not None for t in d.tasks],
+                   "tasks": sorted(t.task_id for t in d.tasks), "doc": bool(d.doc_md)}
+        for d in bag.dags.values()}
+print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "parse_seconds": parse,
+                  "heavy": sorted(m for m in ("pyspark", "great_expectations", "delta") if m in sys.modules),
+                  "dags": dags}))
+"""
+
+
+@pytest.fixture(scope="module", params=DAG_FILES, ids=lambda p: p.name)
+def probe(request, tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags")}
+    out = subprocess.run([sys.executable, "-c", PROBE, str(request.param)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return request.param, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_dag_file_imports_without_errors(probe):
+    path, result = probe
+    assert result["errors"] == {} and len(result["dags"]) == 1, path.name
+
+
+def test_dag_file_parses_in_under_a_second(probe):
+    assert probe[1]["parse_seconds"] < 1.0
+
+
+def test_no_spark_or_gx_imported_at_parse_time(probe):
+    assert probe[1]["heavy"] == []
+
+
+def test_owner_tags_retries_timeouts_and_docs(probe):
+    (dag,) = probe[1]["dags"].values()
+    assert dag["owner"] and dag["tags"] and dag["doc"]
+    assert all(r >= 1 for r in dag["retries"]) and all(dag["timeouts"])
+    assert dag["max_active_runs"] == 1 and dag["catchup"] is False
+    assert dag["timetable"] == "CronDataIntervalTimetable"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_no_variable_access_at_module_level(path):
+    tree = ast.parse(path.read_text())
+    module_level = [node for node in tree.body if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    calls = [n for node in module_level for n in ast.walk(node) if isinstance(n, ast.Call)
+             and isinstance(n.func, ast.Attribute) and n.func.attr == "get"
+             and isinstance(n.func.value, ast.Name) and n.func.value.id == "Variable"]
+    assert calls == []
+    assert "AUDIENCE_PSEUDONYM_KEY=" not in path.read_text()
+
+
+def test_nightly_dag_has_one_task_per_stage(tmp_path):
+    nightly = REPO_ROOT / "dags" / "audience_nightly.py"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run([sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
+    assert dag["tasks"] == ["ingest", "interests", "privacy", "publish", "regions", "segments", "signals"]
