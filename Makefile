@@ -9,7 +9,7 @@ SPARK_MINOR := 4.1
 JARS_DIR    := jars
 JARS        := $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar $(JARS_DIR)/delta-storage-$(DELTA).jar
 
-.PHONY: install jars demo test bench clean
+.PHONY: install jars demo quick-demo test airflow-backfill clean
 
 install: $(VENV)/.installed
 jars: $(JARS)
@@ -27,13 +27,17 @@ $(JARS_DIR)/delta-storage-$(DELTA).jar:
 	mvn -q dependency:copy -Dartifact=io.delta:delta-storage:$(DELTA) -DoutputDirectory=$(JARS_DIR)
 
 demo: install jars
+	mkdir -p airflow_home
+	scripts/demo.sh
+
+quick-demo: install jars
 	$(BIN)/audience demo
+
+airflow-backfill: install jars
+	scripts/airflow_backfill.sh
 
 test: install jars
 	$(BIN)/pytest
 
-bench: install jars
-	$(BIN)/python benchmarks/generate_bench.py
-
 clean:
-	rm -rf warehouse landing data_docs spark-warehouse
+	rm -rf warehouse landing data_docs spark-warehouse airflow_home logs

@@ -27,10 +27,10 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
-WAREHOUSE = os.environ.get("AUDIENCE_WAREHOUSE", str(REPO / "warehouse"))
 JARS = ",".join(sorted(str(p) for p in (REPO / "jars").glob("delta-*.jar")))
-SEGMENTS = Asset(name="gold.audience_segments", uri=f"file://{WAREHOUSE}/gold/audience_segments")
-CATALOG = Asset(name="gold.segment_catalog", uri=f"file://{WAREHOUSE}/gold/segment_catalog")
+# Named by table; the URI is logical so that every deployment (local path, object store) shares it.
+SEGMENTS = Asset(name="gold.audience_segments", uri="delta://audience/gold/audience_segments")
+CATALOG = Asset(name="gold.segment_catalog", uri="delta://audience/gold/segment_catalog")
 ROOTS = [arg for key, flag in (("AUDIENCE_LANDING", "--landing"), ("AUDIENCE_WAREHOUSE", "--warehouse"),
                                ("AUDIENCE_CONF", "--conf")) if os.environ.get(key)
          for arg in (flag, os.environ[key])]
@@ -62,7 +62,8 @@ with DAG(
     start_date=dt.datetime(2025, 12, 16, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "audience-data-eng", "retries": 2, "retry_delay": dt.timedelta(minutes=5)},
+    default_args={"owner": "audience-data-eng", "retries": 2,
+                  "retry_delay": dt.timedelta(seconds=int(os.environ.get("AUDIENCE_RETRY_DELAY_SECONDS", "300")))},
     tags=["audience", "spark", "delta", "privacy"],
 ) as dag:
     ingest = stage("ingest", 60)

@@ -66,10 +66,6 @@ def cmd_generate(args, progress):
     print(f"\nwrote {cfg.landing} in {time.monotonic() - start:.1f}s")
 
 
-def _print_ingest(results):
-    print(render_table(results["ingest"], ["dataset", "read", "accepted", "quarantined", "duplicate", "erased"]))
-
-
 def _segment_summary(spark, cfg, day) -> list[dict]:
     """Per region: published and suppressed segments, members, and where members' scores came from."""
     from pyspark.sql import functions as F
@@ -89,24 +85,36 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
     return [{k: (v if v is not None else 0) for k, v in r.asDict().items()} for r in rows]
 
 
-def _print_day(spark, cfg, day, results):
-    print(f"\n{day} (run {results['run_id']}): counts reconcile")
-    _print_ingest(results)
+def _print_day(spark, cfg, day):
+    """What a date's run left in the tables: ingest reconciliation, then segments per region."""
+    from pyspark.sql import functions as F
+    from jobs.tables import INGEST_RECONCILIATION, SEGMENT_CATALOG
+    on_day = lambda col: F.col(col) == F.lit(day)  # noqa: E731
+    recon = (spark.read.format("delta").load(INGEST_RECONCILIATION.path(cfg.warehouse)).where(on_day("ingest_date"))
+             .orderBy("dataset").collect())
+    if not recon:
+        raise AudienceError(f"no run found for {day} in {cfg.warehouse}")
+    print(f"\n{day} (run {recon[0].run_id}): landing rows = accepted + quarantined + duplicates + erased")
+    print(render_table([r.asDict() for r in recon],
+                       ["dataset", "landing_rows", "accepted", "quarantined", "duplicates", "erased"]))
     print()
     print(render_table(_segment_summary(spark, cfg, day),
                        ["region", "published", "suppressed", "members", "chat_only", "engagement_only", "both"]))
-    top = [r for r in results["segments"] if r["status"] == "published"][:8]
+    top = (spark.read.format("delta").load(SEGMENT_CATALOG.path(cfg.warehouse))
+           .where(on_day("snapshot_date") & (F.col("status") == "published"))
+           .orderBy(F.col("member_count").desc()).limit(8).collect())
     if top:
         print("\nlargest published segments:")
-        print(render_table([{"region": r["region"], "segment": r["segment_id"], "iab": r["iab_audience_id"],
-                             "members": r["member_count"], "sources": ",".join(r["sources"])} for r in top]))
+        print(render_table([{"region": r.region, "segment": r.segment_id, "iab": r.iab_audience_id,
+                             "members": r.member_count, "sources": ",".join(r.sources)} for r in top]))
 
 
 def cmd_run(args, progress):
     from jobs.pipeline import run_date
     cfg = _config(args)
     spark = _spark(cfg, f"audience-run-{args.date}")
-    _print_day(spark, cfg, args.date, run_date(spark, cfg, args.date, progress))
+    run_date(spark, cfg, args.date, progress)
+    _print_day(spark, cfg, args.date)
 
 
 def _dates(start: dt.date, end: dt.date):
@@ -139,6 +147,11 @@ def cmd_stage(args, progress):
           json.dumps({"rows": len(result)}))
 
 
+def cmd_report(args, progress):
+    cfg = _config(args)
+    _print_day(_spark(cfg, "audience-report"), cfg, args.date)
+
+
 def cmd_maintain(args, progress):
     from jobs.maintenance import run_maintenance
     cfg = _config(args)
@@ -154,8 +167,8 @@ def cmd_demo(args, progress):
     generate(cfg.landing, opts, [t.topic_id for t in cfg.targetable_topics], progress)
     spark = _spark(cfg, "audience-demo")
     for day in _dates(args.start, args.start + dt.timedelta(days=args.days - 1)):
-        results = run_date(spark, cfg, day, progress)
-    _print_day(spark, cfg, day, results)
+        run_date(spark, cfg, day, progress)
+    _print_day(spark, cfg, day)
     print(f"\nTables under {Path(cfg.warehouse).absolute()}; e.g. audience sql "
           f"\"SELECT * FROM gold.segment_catalog WHERE status = 'published'\"")
 
@@ -260,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
     p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("report", help="print a date's reconciliation and per-region segments")
+    p.add_argument("--date", type=_date, required=True)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("maintain", help="retention, OPTIMIZE and VACUUM of every table")
     p.add_argument("--date", type=_date, default=dt.date.today(), help="the day retention is counted from")

@@ -9,6 +9,8 @@ yesterday's complete snapshot until today's catalog commit lands, never a mix.
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -112,11 +114,24 @@ def stage_segments(spark, cfg: Config, d: dt.date, run_id: str, published_at: dt
     catalog = seg.catalog(candidates, segment_defs(spark, cfg), policies, d, run_id, published_at).cache()
     where = {"snapshot_date": d, "region": regions}
     replace_partition(seg.published_members(candidates, catalog), t.SEGMENTS_STAGING, cfg.warehouse, where)
+    _fault_point("segments")
     replace_partition(catalog, t.CATALOG_STAGING, cfg.warehouse, where)
     counts = dict(catalog.groupBy("status").agg(F.sum("member_count")).collect())
     candidates.unpersist()
     catalog.unpersist()
     return {"regions": len(regions), "published_members": int(counts.get(seg.PUBLISHED) or 0)}
+
+
+def _fault_point(stage: str) -> None:
+    """Chaos hook for recovery tests: with AUDIENCE_KILL_ONCE=<stage>:<marker file>, the process
+    dies hard (as if OOM-killed) the first time it gets here, and runs normally once the marker exists."""
+    spec = os.environ.get("AUDIENCE_KILL_ONCE", "")
+    if not spec.startswith(f"{stage}:"):
+        return
+    marker = Path(spec.split(":", 1)[1])
+    if not marker.exists():
+        marker.write_text(f"killed {stage} after writing its staging rows\n")
+        os._exit(137)
 
 
 def publish(spark, cfg: Config, d: dt.date) -> list[dict]:

@@ -62,6 +62,8 @@ def build_spark(cfg: Config, app_name: str = "audience"):
         .config("spark.sql.catalogImplementation", "in-memory")
         .config("spark.sql.warehouse.dir", str(warehouse / "_catalog"))
         .config("spark.sql.shuffle.partitions", str(cfg.profile.shuffle_partitions))
+        # VACUUM START/END commits in each table's history: the audit trail of physical purges.
+        .config("spark.databricks.delta.vacuum.logging.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key|pseudonym")
         .config("spark.sql.redaction.string.regex", REDACTION_REGEX)

@@ -29,3 +29,24 @@ def make_cfg(tmp_path):
 @pytest.fixture
 def day():
     return dt.date(2025, 12, 16)
+
+
+@pytest.fixture(scope="session")
+def two_nights(spark, tmp_path_factory):
+    """Two generated days run with `run_date`; the warehouse as it stood after the first night is
+    copied aside, so other tests can run the second night another way and compare."""
+    import shutil
+    from jobs.config import load_config
+    from jobs.pipeline import run_date
+    from jobs.progress import Progress
+    from jobs.sample.generate import GenerateOptions, generate
+    d1, d2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
+    root = tmp_path_factory.mktemp("two-nights")
+    cfg = load_config(profile="test", landing=root / "landing", warehouse=root / "warehouse")
+    generate(cfg.landing, GenerateOptions(start=d1, days=2, messages_per_day=3000, seed=5),
+             [x.topic_id for x in cfg.targetable_topics])
+    run_date(spark, cfg, d1, Progress(quiet=True))
+    shutil.copytree(cfg.warehouse, root / "warehouse-after-d1")
+    first = run_date(spark, cfg, d2, Progress(quiet=True))
+    return {"cfg": cfg, "root": root, "d1": d1, "d2": d2, "first": first,
+            "after_d1": root / "warehouse-after-d1"}

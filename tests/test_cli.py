@@ -66,10 +66,13 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path):
     assert gen.returncode == 0, gen.stderr
     run = _run(*roots, "run", "--date", "2025-12-16", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "counts reconcile" in run.stdout and "[ingest chat_messages] done" in run.stderr
+    assert "landing rows = accepted + quarantined" in run.stdout and "[ingest chat_messages] done" in run.stderr
+    assert "region" in run.stdout and "published" in run.stdout
     sql = _run(*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages", cwd=tmp_path)
     assert sql.returncode == 0, sql.stderr
     accepted = next(line.split()[2] for line in run.stdout.splitlines() if line.startswith("chat_messages"))
+    report = _run(*roots, "report", "--date", "2025-12-16", cwd=tmp_path)
+    assert report.returncode == 0 and report.stdout.strip() == run.stdout.strip()
     assert sql.stdout.split()[-1] == accepted
     bad = _run(*roots, "sql", "SELECT nope FROM bronze.chat_messages", cwd=tmp_path)
     _assert_one_clear_line(bad, "query failed")

@@ -18,7 +18,7 @@ t = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag
 import_airflow = time.perf_counter() - t
 t = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])
 parse = time.perf_counter() - t
 dags = {d.dag_id: {"owner": d.default_args.get("owner"), "tags": sorted(d.tags),
                    "retries": [t.retries for t in d.tasks], "max_active_runs": d.max_active_runs,

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: sample landing data, then the nightly Airflow DAG run for
+# real (airflow dags test: SQLite, Spark local[*] via spark_default) for each demo date, then the
+# last date's report. Roots: ./landing, ./warehouse, ./airflow_home (all git-ignored).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+start="${DEMO_START:-2025-12-16}"
+days="${DEMO_DAYS:-2}"
+messages="${DEMO_MESSAGES:-5000}"
+export AUDIENCE_LANDING="$repo/landing" AUDIENCE_WAREHOUSE="$repo/warehouse"
+.venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" --messages "$messages"
+for n in $(seq 0 $((days - 1))); do
+  day=$(date -u -d "$start + $n day" +%F)
+  echo "== airflow dags test audience_nightly $day (log: airflow_home/demo-$day.log)"
+  start_s=$(date +%s)
+  if ! scripts/airflow.sh dags test audience_nightly "$day" >"$repo/airflow_home/demo-$day.log" 2>&1; then
+    grep -E "\[error|Task failed|audience: " "$repo/airflow_home/demo-$day.log" | tail -5
+    echo "DAG run for $day failed: see airflow_home/demo-$day.log" >&2
+    exit 1
+  fi
+  grep -oE "\[[a-z]+( [A-Z,]+)?\] done .*s" "$repo/airflow_home/demo-$day.log" | grep -v "ingest [a-z_]*\]" || true
+  echo "   DAG run succeeded in $(( $(date +%s) - start_s )) s"
+done
+.venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$AUDIENCE_WAREHOUSE" report --date "$day"
