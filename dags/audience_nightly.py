@@ -19,40 +19,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import Path
 
+from _spark_stage import ROOTS, SUBMIT, default_args, spark_stage
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-REPO = Path(__file__).resolve().parent.parent
-ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
-JARS = ",".join(sorted(str(p) for p in (REPO / "jars").glob("delta-*.jar")))
 # Named by table; the URI is logical so that every deployment (local path, object store) shares it.
 SEGMENTS = Asset(name="gold.audience_segments", uri="delta://audience/gold/audience_segments")
 CATALOG = Asset(name="gold.segment_catalog", uri="delta://audience/gold/segment_catalog")
-ROOTS = [arg for key, flag in (("AUDIENCE_LANDING", "--landing"), ("AUDIENCE_WAREHOUSE", "--warehouse"),
-                               ("AUDIENCE_CONF", "--conf")) if os.environ.get(key)
-         for arg in (flag, os.environ[key])]
-SPARK_ENV = {"AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "{{ var.value.get('audience_pseudonym_secret', '') }}",
-             "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
-SPARK_CONF = {"spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
-              "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"}
 
 
-def stage(task_id: str, timeout_minutes: int, **kwargs) -> SparkSubmitOperator:
-    return SparkSubmitOperator(
-        task_id=task_id,
-        conn_id="spark_default",
-        application=ENTRYPOINT,
-        application_args=[*ROOTS, "stage", task_id, "--date", "{{ ds }}", "--run-id", "{{ run_id }}"],
-        jars=JARS,
-        conf=SPARK_CONF,
-        env_vars=SPARK_ENV,
-        name=f"audience-{task_id}-{{{{ ds }}}}",
-        execution_timeout=dt.timedelta(minutes=timeout_minutes),
-        **kwargs,
-    )
+def stage(name: str, minutes: int, **kwargs) -> SparkSubmitOperator:
+    return spark_stage(name, ["stage", name, "--date", "{{ ds }}", "--run-id", "{{ run_id }}"],
+                       dt.timedelta(minutes=minutes), **kwargs)
 
 
 with DAG(
@@ -62,8 +42,7 @@ with DAG(
     start_date=dt.datetime(2025, 12, 16, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "audience-data-eng", "retries": 2,
-                  "retry_delay": dt.timedelta(seconds=int(os.environ.get("AUDIENCE_RETRY_DELAY_SECONDS", "300")))},
+    default_args=default_args(retries=2, retry_delay=dt.timedelta(minutes=5)),
     tags=["audience", "spark", "delta", "privacy"],
 ) as dag:
     ingest = stage("ingest", 60)
@@ -80,8 +59,7 @@ with DAG(
                 for r in sorted(cfg.regions)]
 
     segments = SparkSubmitOperator.partial(
-        task_id="segments", conn_id="spark_default", application=ENTRYPOINT, jars=JARS, conf=SPARK_CONF,
-        env_vars=SPARK_ENV, execution_timeout=dt.timedelta(minutes=30),
+        task_id="segments", execution_timeout=dt.timedelta(minutes=30), **SUBMIT,
     ).expand(application_args=regions())
     publish = stage("publish", 15, outlets=[SEGMENTS, CATALOG])
 

@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("stage", help="run one stage for one date (what each Airflow task does)")
-    p.add_argument("stage", choices=["ingest", "privacy", "signals", "interests", "segments", "publish"])
+    p.add_argument("stage", choices=("ingest", "privacy", "signals", "interests", "segments", "publish"))
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")

@@ -55,7 +55,7 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     opted_out = state.where(~F.col("ai_chat_ads")).select("user_key")
     day = F.col("ingest_date") == F.lit(d)
     turns = _read(spark, t.CHAT_MESSAGES).where(day & (F.col("role") == "user"))
-    tags = sig.tag_frame(spark, cfg, vocab, turns, "message_id", "text", "language")
+    tags = sig.tag_frame(cfg, vocab, turns, "message_id", "text", "language")
     policies = sig.region_policy_frame(spark, cfg)
     chat_rows, suppressed = sig.chat_topics(
         turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"), tags,
@@ -71,7 +71,7 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     for offset in range(1, cfg.duplicate_lookback_days + 1):
         rebuild_chat_daily(spark, cfg, d - dt.timedelta(days=offset))
     events = _read(spark, t.ENGAGEMENT_EVENTS).where(day)
-    query_tags = sig.tag_frame(spark, cfg, vocab, events.where(F.col("query_text").isNotNull()),
+    query_tags = sig.tag_frame(cfg, vocab, events.where(F.col("query_text").isNotNull()),
                                "event_id", "query_text", None)
     eng_rows = sig.engagement_topics(events, query_tags, [x.topic_id for x in cfg.targetable_topics])
     daily = sig.daily_signals(chat_rows, eng_rows, cfg.engagement_weights, cfg.chat_turn_weight,

@@ -9,8 +9,6 @@ from jobs.config import Config
 from jobs.privacy import pseudonym_key
 from jobs.progress import Progress
 
-STAGES = ("ingest", "privacy", "signals", "interests", "segments", "publish")
-
 
 def make_run_id(logical_date: dt.date) -> str:
     return f"{logical_date.isoformat()}-{uuid.uuid4().hex[:8]}"

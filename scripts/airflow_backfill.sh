@@ -8,7 +8,7 @@ cd "$repo"
 root="$repo/backfill-check"
 from="${BACKFILL_FROM:-2025-12-16}"
 to="${BACKFILL_TO:-2025-12-18}"
-port="${BACKFILL_API_PORT:-8793}"
+port="${BACKFILL_API_PORT:-8299}"  # 8793 is the scheduler's log server
 rm -rf "$root" && mkdir -p "$root"
 export AIRFLOW_HOME="$root/airflow_home" AUDIENCE_LANDING="$root/landing" AUDIENCE_WAREHOUSE="$root/warehouse"
 export AIRFLOW__API__PORT="$port" AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$port/execution/"
@@ -26,18 +26,25 @@ for component in api-server scheduler dag-processor; do
 done
 sleep 20
 scripts/airflow.sh dags unpause audience_nightly >/dev/null 2>&1
+scripts/airflow.sh dags pause audience_maintenance >/dev/null 2>&1 || true
 # Runs are created for the logical dates in the range (02:00 UTC each, processing that calendar day).
 scripts/airflow.sh backfill create --dag-id audience_nightly --from-date "$from" \
   --to-date "$(date -u -d "$to + 1 day" +%F)" --max-active-runs 1 >"$root/backfill-create.log" 2>&1
 start_s=$(date +%s)
 while true; do
-  states=$(scripts/airflow.sh dags list-runs audience_nightly -o plain 2>/dev/null | awk 'NR>1 {print $3}' | sort | uniq -c | tr '\n' ' ')
-  echo "[backfill] $(( $(date +%s) - start_s ))s runs: $states"
-  if ! echo "$states" | grep -qE "queued|running"; then break; fi
+  # Only the backfill's runs count (unpausing may also start the latest scheduled interval).
+  states=$(scripts/airflow.sh dags list-runs audience_nightly -o json 2>/dev/null | .venv/bin/python -c '
+import collections, json, sys
+lines = [line for line in sys.stdin.read().splitlines() if line.startswith("[{") or line == "[]"]
+runs = json.loads(lines[-1]) if lines else []
+print(" ".join(f"{n} {s}" for s, n in collections.Counter(
+    r["state"] for r in runs if r["run_id"].startswith("backfill__")).items()))')
+  echo "[backfill] $(( $(date +%s) - start_s ))s runs: ${states:-none yet}"
+  if [ -n "$states" ] && ! echo "$states" | grep -qE "queued|running"; then break; fi
   if [ $(( $(date +%s) - start_s )) -gt 3600 ]; then echo "timeout" >&2; exit 1; fi
   sleep 30
 done
-echo "$states" | grep -q failed && { echo "a backfill run failed: see $root/*.log" >&2; exit 1; }
+if echo "$states" | grep -q failed; then echo "a backfill run failed: see $root/*.log" >&2; exit 1; fi
 
 .venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$root/cli-warehouse" backfill --start "$from" --end "$to"
 .venv/bin/python - "$AUDIENCE_WAREHOUSE" "$root/cli-warehouse" <<'PY'

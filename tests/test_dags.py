@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,8 @@ from jobs import REPO_ROOT
 
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("audience_*.py"))
 PROBE = """
-import json, sys, time
+import json, os, sys, time
+sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])  # as Airflow does for the dags-folder bundle
 t = time.perf_counter()
 from airflow.dag_processing.dagbag import DagBag
 import_airflow = time.perf_counter() - t
@@ -77,7 +77,8 @@ def test_no_variable_access_at_module_level(path):
 
 def test_nightly_dag_has_one_task_per_stage(tmp_path):
     nightly = REPO_ROOT / "dags" / "audience_nightly.py"
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags")}
     out = subprocess.run([sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env,
                          timeout=120)
     dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]

@@ -1,7 +1,6 @@
 """End to end: generate a small day, ingest it twice, deliver a late file, ingest again; read the
 tables back with Spark and with an independent Delta reader (delta-rs)."""
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 

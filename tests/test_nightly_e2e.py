@@ -5,9 +5,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import nightly, tables as t
-from jobs.pipeline import run_date
-from jobs.progress import Progress
-from jobs.sample.generate import GenerateOptions, generate
 
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)

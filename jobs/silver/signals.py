@@ -4,7 +4,6 @@ to suppress, inside the job, and are never written.
 """
 from __future__ import annotations
 
-import datetime as dt
 
 from pyspark.sql import DataFrame, functions as F
 
@@ -76,7 +75,8 @@ def daily_signals(chat_rows: DataFrame, engagement_rows: DataFrame, weights: dic
             .agg(F.least(F.sum("w"), F.lit(float(daily_cap))).alias("weight"), F.count("*").alias("signals")))
 
 
-def tag_frame(spark, cfg: Config, vocab, frame: DataFrame, id_col: str, text_col: str, lang_col: str | None):
+def tag_frame(cfg: Config, vocab, frame: DataFrame, id_col: str, text_col: str, lang_col: str | None):
+    """The tagger over any frame with an id and a text column (language optional)."""
     source = frame.select(id_col, F.col(text_col).alias("text"),
                           (F.col(lang_col) if lang_col else F.lit(None).cast("string")).alias("language"))
     return tag(source, vocab, cfg.languages, cfg.negation_window, id_col=id_col)
