@@ -32,8 +32,15 @@ sleep 20
 scripts/airflow.sh dags unpause audience_nightly >/dev/null 2>&1
 scripts/airflow.sh dags pause audience_maintenance >/dev/null 2>&1 || true
 # Runs are created for the logical dates in the range (02:00 UTC each, processing that calendar day).
-scripts/airflow.sh backfill create --dag-id audience_nightly --from-date "$from" \
-  --to-date "$(date -u -d "$to + 1 day" +%F)" --max-active-runs 1 >"$root/backfill-create.log" 2>&1
+# SQLite admits one writer: if the scheduler holds the lock ("database is locked"), try again.
+for attempt in 1 2 3 4 5; do
+  if scripts/airflow.sh backfill create --dag-id audience_nightly --from-date "$from" \
+       --to-date "$(date -u -d "$to + 1 day" +%F)" --max-active-runs 1 >"$root/backfill-create.log" 2>&1; then
+    break
+  fi
+  [ "$attempt" = 5 ] && { tail -3 "$root/backfill-create.log" >&2; exit 1; }
+  sleep 15
+done
 wait_for_runs() {
   local start_s; start_s=$(date +%s)
   while true; do
