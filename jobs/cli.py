@@ -115,6 +115,43 @@ def cmd_run(args, progress):
     spark = _spark(cfg, f"audience-run-{args.date}")
     run_date(spark, cfg, args.date, progress)
     _print_day(spark, cfg, args.date)
+    _print_docs(cfg)
+
+
+def _print_docs(cfg):
+    from jobs.quality import docs_index
+    print(f"\nvalidation results: quality.validation_results; Data Docs: {docs_index(cfg)}")
+
+
+def cmd_validate(args, progress):
+    """Re-run the suites on the stored tables of a date and print the results."""
+    from jobs import quality
+    from jobs.pipeline import make_run_id
+    from jobs.io import delta_exists
+    from jobs.tables import BY_NAME
+    cfg = _config(args)
+    names = [x.qualified for x in quality.VALIDATED]
+    if args.table and args.table not in names:
+        raise AudienceError(f"no suite for table {args.table!r} (have: {', '.join(names)})")
+    tables = [BY_NAME[args.table]] if args.table else quality.VALIDATED
+    spark = _spark(cfg, f"audience-validate-{args.date}")
+    missing = [x.qualified for x in tables if not delta_exists(spark, x.path(cfg.warehouse))]
+    if missing:
+        raise AudienceError(f"tables not found under {cfg.warehouse}: {', '.join(missing)}")
+    with progress.stage("validate") as step:
+        results = quality.validate(spark, cfg, args.date, f"validate-{make_run_id(args.date)}", tables,
+                                   progress=progress)
+        step.rows = len(results)
+    print(render_table([{"table": r.table, "expectation": r.expectation, "column": r.column or "",
+                         "severity": r.severity, "ok": "yes" if r.success else "NO", "observed": r.observed}
+                        for r in results]))
+    failed = [r for r in results if not r.success]
+    critical = [r for r in failed if r.severity == "critical"]
+    print(f"\n{len(results)} expectations: {len(results) - len(failed)} passed, {len(critical)} critical failures, "
+          f"{len(failed) - len(critical)} warnings")
+    _print_docs(cfg)
+    if critical:
+        raise AudienceError(f"{len(critical)} critical expectations failed, first: {critical[0].describe()}")
 
 
 def _dates(start: dt.date, end: dt.date):
@@ -273,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
     p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("validate", help="re-run the quality suites on a date's stored tables")
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--table", help="only this table's suite, e.g. gold.audience_segments")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("report", help="print a date's reconciliation and per-region segments")
     p.add_argument("--date", type=_date, required=True)

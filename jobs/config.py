@@ -74,6 +74,7 @@ class Config:
     timestamp_tolerance_hours: int
     duplicate_lookback_days: int
     retention: dict[str, int] = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
 
     @property
     def landing(self) -> Path:
@@ -82,6 +83,11 @@ class Config:
     @property
     def warehouse(self) -> Path:
         return Path(self.profile.warehouse)
+
+    @property
+    def data_docs(self) -> Path:
+        """GX project and its Data Docs site: `quality.data_docs`, else beside the warehouse."""
+        return Path(self.quality.get("data_docs") or self.warehouse.absolute().parent / "data_docs")
 
     def region_of(self, country: str) -> str:
         return self.country_region.get(country, self.default_region)
@@ -291,7 +297,14 @@ def _load_pipeline(path: Path, profile_name: str | None):
     lookback = r.get(ingest, "duplicate_lookback_days", "int", "ingest")
     if lookback * 24 < tolerance:
         r.fail("ingest.duplicate_lookback_days", "must cover timestamp_tolerance_hours")
-    return profile, spark_conf, tolerance, lookback, retention
+    q = r.get(r.data, "quality", "dict", "")
+    quality = {"trailing_days": r.get(q, "trailing_days", "int", "quality"),
+               "row_count_band": r.get(q, "row_count_band", "float", "quality"),
+               "max_quarantine_share": r.get(q, "max_quarantine_share", "float", "quality"),
+               "data_docs": _resolve_env(str(q.get("data_docs") or ""))}
+    if not 0 < quality["row_count_band"] < 1:
+        r.fail("quality.row_count_band", "must lie between 0 and 1 (0.5 allows half to twice the trailing mean)")
+    return profile, spark_conf, tolerance, lookback, retention, quality
 
 
 def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Config:
@@ -299,7 +312,7 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
     conf_dir = Path(conf_dir or os.environ.get("AUDIENCE_CONF") or DEFAULT_CONF_DIR)
     if not conf_dir.is_dir():
         raise ConfigError(conf_dir, "-", "conf folder not found")
-    prof, spark_conf, tolerance, dup_lookback, retention = _load_pipeline(conf_dir / "pipeline.yaml", profile)
+    prof, spark_conf, tolerance, dup_lookback, retention, quality = _load_pipeline(conf_dir / "pipeline.yaml", profile)
     overrides = {k: str(v) for k, v in (("landing", landing), ("warehouse", warehouse)) if v}
     if overrides:
         prof = Profile(**{**prof.__dict__, **overrides})
@@ -321,4 +334,5 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
         languages=languages, topics=topics, negation_window=neg_window, negation_cues=neg_cues,
         engagement_weights=weights, chat_turn_weight=chat_weight, daily_cap_per_topic=cap,
         timestamp_tolerance_hours=tolerance, duplicate_lookback_days=dup_lookback, retention=retention,
+        quality=quality,
     )

@@ -134,16 +134,23 @@ def _fault_point(stage: str) -> None:
         os._exit(137)
 
 
-def publish(spark, cfg: Config, d: dt.date) -> list[dict]:
-    """Publication of a date: the staged members in one commit, then the catalog in one commit.
-    The catalog commit is the publication point consumers follow."""
+def require_staged(spark, cfg: Config, d: dt.date):
+    """The date's staged catalog; an error naming the regions whose segments task has not run."""
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
-    day = F.col("snapshot_date") == F.lit(d)
-    catalog = _read(spark, t.CATALOG_STAGING).where(day)
-    staged = {r.region for r in catalog.select("region").distinct().collect()}
+    catalog = _read(spark, t.CATALOG_STAGING)
+    catalog = catalog.where(F.col("snapshot_date") == F.lit(d)) if catalog is not None else None
+    staged = {r.region for r in catalog.select("region").distinct().collect()} if catalog is not None else set()
     missing = sorted(set(cfg.regions) - staged)
     if missing:
         raise AudienceError(f"cannot publish {d}: no segments staged for regions {', '.join(missing)}")
+    return catalog
+
+
+def publish(spark, cfg: Config, d: dt.date) -> list[dict]:
+    """Publication of a date: the staged members in one commit, then the catalog in one commit.
+    The catalog commit is the publication point consumers follow."""
+    day = F.col("snapshot_date") == F.lit(d)
+    catalog = require_staged(spark, cfg, d)
     replace_partition(_read(spark, t.SEGMENTS_STAGING).where(day), t.AUDIENCE_SEGMENTS, cfg.warehouse,
                       {"snapshot_date": d})
     replace_partition(catalog, t.SEGMENT_CATALOG, cfg.warehouse, {"snapshot_date": d})

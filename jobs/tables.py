@@ -42,10 +42,12 @@ SEGMENT_CATALOG = Table("gold", "segment_catalog", ("snapshot_date",), holds_use
 SEGMENTS_STAGING = Table("staging", "audience_segments", ("snapshot_date", "region"))
 CATALOG_STAGING = Table("staging", "segment_catalog", ("snapshot_date", "region"), holds_user_data=False)
 ERASURE_LOG = Table("privacy", "erasure_log", ("received_date",))
+VALIDATION_RESULTS = Table("quality", "validation_results", ("logical_date",), holds_user_data=False)
 
 ALL_TABLES = [
     CHAT_MESSAGES, ENGAGEMENT_EVENTS, USER_PROFILES, AD_PREFERENCES, ERASURE_REQUESTS,
     QUARANTINE, INGEST_RECONCILIATION, USER_STATE, CHAT_TOPICS, DAILY_SIGNALS, USER_INTERESTS,
     AUDIENCE_SEGMENTS, SEGMENT_CATALOG, SEGMENTS_STAGING, CATALOG_STAGING, ERASURE_LOG,
+    VALIDATION_RESULTS,
 ]
 BY_NAME = {t.qualified: t for t in ALL_TABLES}

@@ -32,7 +32,22 @@ def day():
 
 
 @pytest.fixture(scope="session")
-def two_nights(spark, tmp_path_factory):
+def small_audience_conf(tmp_path_factory):
+    """conf/ with a publication floor of 10 members instead of 100, so that the small generated
+    days of the tests publish segments (every other rule as shipped)."""
+    import shutil
+    from jobs.config import DEFAULT_CONF_DIR
+    conf = tmp_path_factory.mktemp("conf") / "conf"
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
+    regions = conf / "regions.yaml"
+    text = regions.read_text()
+    assert "min_audience_size: 100 " in text
+    regions.write_text(text.replace("min_audience_size: 100 ", "min_audience_size: 10  "))
+    return conf
+
+
+@pytest.fixture(scope="session")
+def two_nights(spark, tmp_path_factory, small_audience_conf):
     """Two generated days run with `run_date`; the warehouse as it stood after the first night is
     copied aside, so other tests can run the second night another way and compare."""
     import shutil
@@ -42,7 +57,7 @@ def two_nights(spark, tmp_path_factory):
     from jobs.sample.generate import GenerateOptions, generate
     d1, d2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
     root = tmp_path_factory.mktemp("two-nights")
-    cfg = load_config(profile="test", landing=root / "landing", warehouse=root / "warehouse")
+    cfg = load_config(small_audience_conf, profile="test", landing=root / "landing", warehouse=root / "warehouse")
     generate(cfg.landing, GenerateOptions(start=d1, days=2, messages_per_day=3000, seed=5),
              [x.topic_id for x in cfg.targetable_topics])
     run_date(spark, cfg, d1, Progress(quiet=True))

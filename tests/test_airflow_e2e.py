@@ -26,13 +26,15 @@ def airflow_run(spark, two_nights):
     The reference is the same night two run by `run_date` in `two_nights`."""
     from jobs.config import load_config
     root = two_nights["root"]
-    cfg = load_config(profile="test", landing=two_nights["cfg"].landing, warehouse=root / "airflow-warehouse")
+    cfg = load_config(two_nights["cfg"].conf_dir, profile="test", landing=two_nights["cfg"].landing,
+                      warehouse=root / "airflow-warehouse")
     shutil.copytree(two_nights["after_d1"], cfg.warehouse)
     catalog_version_before = DeltaTable.forPath(spark, t.SEGMENT_CATALOG.path(cfg.warehouse)).history(1).first().version
     marker = root / "killed-once"
     env = {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AUDIENCE_LANDING": str(cfg.landing),
            "AUDIENCE_WAREHOUSE": str(cfg.warehouse), "AUDIENCE_KILL_ONCE": f"segments:{marker}",
-           "AUDIENCE_RETRY_DELAY_SECONDS": "1", "AUDIENCE_PROFILE": "test"}
+           "AUDIENCE_RETRY_DELAY_SECONDS": "1", "AUDIENCE_PROFILE": "test",
+           "AUDIENCE_CONF": str(cfg.conf_dir)}
     done = subprocess.run([str(REPO_ROOT / "scripts" / "airflow.sh"), "dags", "test", "audience_nightly", str(D2)],
                           capture_output=True, text=True, env=env, timeout=1500)
     (root / "dags-test.log").write_text(done.stdout + done.stderr)

@@ -1,0 +1,264 @@
+"""Quality gates: Great Expectations suites (expectations/<layer>.<table>.json) run on what a stage
+has just written, before the next stage reads it, and on the staged segments before publication.
+
+A failed `critical` expectation stops the run (so yesterday's catalog stays the published one) with
+one message naming table, expectation and observed value; `warning` results are recorded and
+reported. Every result goes to `quality.validation_results` and to GX Data Docs. Results are
+aggregates only (counts, observed values of aggregates): GX runs with a result format that keeps
+no unexpected values, so no user key or text is copied out of the tables.
+
+Cross-table rules and privacy invariants that a single-table expectation cannot see are computed as
+`check_*` columns of the frame under validation (see `validation_frame`); the suites assert them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, functions as F
+
+from jobs import REPO_ROOT, tables as t
+from jobs.bronze.contract import ERASURE_SCOPES, ROLES, SURFACES
+from jobs.config import ENGAGEMENT_EVENT_TYPES, Config
+from jobs.errors import AudienceError, ConfigError
+from jobs.io import delta_exists, replace_partition
+
+SUITES_DIR = REPO_ROOT / "expectations"
+SEVERITIES = ("critical", "warning")
+# What each stage validates once it has written (publish: before it writes).
+GATES = {
+    "ingest": (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS, t.USER_PROFILES, t.AD_PREFERENCES, t.ERASURE_REQUESTS,
+               t.INGEST_RECONCILIATION),
+    "privacy": (t.USER_STATE,),
+    "signals": (t.CHAT_TOPICS, t.DAILY_SIGNALS),
+    "interests": (t.USER_INTERESTS,),
+    "publish": (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG),
+}
+VALIDATED = [table for tables in GATES.values() for table in tables]
+# Counts and aggregate observations only: no partial or full lists of unexpected values.
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False,
+                 "return_unexpected_index_query": False}
+RESULTS_SCHEMA = ("run_id string, logical_date date, table_name string, validated_from string, expectation string, "
+                  "column_name string, severity string, success boolean, observed_value string, "
+                  "validated_at timestamp")
+
+
+class QualityGateError(AudienceError):
+    """A critical expectation failed: the run stops before anything is published."""
+
+
+@dataclass(frozen=True)
+class Result:
+    table: str
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed: str
+
+    def describe(self) -> str:
+        on = f"({self.column})" if self.column else ""
+        return f"{self.table}: {self.expectation}{on} [{self.severity}] observed {self.observed}"
+
+
+def load_suite(table: t.Table) -> dict:
+    """The suite's JSON, checked: every expectation names its severity in meta."""
+    path = SUITES_DIR / f"{table.qualified}.json"
+    try:
+        suite = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(path, "-", f"cannot read suite: {exc}") from None
+    if suite.get("name") != table.qualified:
+        raise ConfigError(path, "name", f"must be {table.qualified!r}")
+    for i, exp in enumerate(suite.get("expectations") or []):
+        if (exp.get("meta") or {}).get("severity") not in SEVERITIES:
+            raise ConfigError(path, f"expectations[{i}].meta.severity", f"must be one of {SEVERITIES}")
+    return suite
+
+
+def parameters(spark, cfg: Config, d: dt.date) -> dict:
+    """Values the suites refer to as {"$PARAMETER": name}: conf lists, the date's window, drift bands."""
+    tolerance = dt.timedelta(hours=cfg.timestamp_tolerance_hours)
+    start = dt.datetime.combine(d, dt.time())
+    params = {
+        "iso_countries": sorted(cfg.iso_countries), "regions": sorted(cfg.regions),
+        "roles": list(ROLES), "surfaces": list(SURFACES), "event_types": list(ENGAGEMENT_EVENT_TYPES),
+        "erasure_scopes": list(ERASURE_SCOPES), "topics": sorted(cfg.topics),
+        "targetable_topics": sorted(x.topic_id for x in cfg.targetable_topics),
+        "sensitive_topics": sorted(x for x, topic in cfg.topics.items() if topic.sensitive),
+        "window_start": (start - tolerance).isoformat(), "window_end": (start + dt.timedelta(days=1) + tolerance).isoformat(),
+        "max_birth_year": d.year, "max_daily_weight": cfg.daily_cap_per_topic,
+        "catalog_rows": len(cfg.regions) * len(cfg.targetable_topics),
+        "max_quarantine_share": cfg.quality["max_quarantine_share"],
+    }
+    # Drift: accepted rows of the trailing days (a few rows per day from the reconciliation table).
+    band = cfg.quality["row_count_band"]
+    trailing = {}
+    path = t.INGEST_RECONCILIATION.path(cfg.warehouse)
+    if delta_exists(spark, path):
+        since = d - dt.timedelta(days=cfg.quality["trailing_days"])
+        trailing = {r.dataset: r.mean for r in spark.read.format("delta").load(path)
+                    .where((F.col("ingest_date") >= F.lit(since)) & (F.col("ingest_date") < F.lit(d)))
+                    .groupBy("dataset").agg(F.avg("accepted").alias("mean")).collect()}
+    for dataset in ("chat_messages", "engagement_events"):
+        mean = trailing.get(dataset)
+        params[f"{dataset}_min_rows"] = int(mean * (1 - band)) if mean else 0
+        params[f"{dataset}_max_rows"] = int(mean / (1 - band)) + 1 if mean else 2 ** 62
+    return params
+
+
+def _partition(spark, cfg: Config, table: t.Table, d: dt.date) -> DataFrame:
+    """The date's rows (every validated table is partitioned by its date first)."""
+    return spark.read.format("delta").load(table.path(cfg.warehouse)).where(F.col(table.partition_by[0]) == F.lit(d))
+
+
+def validation_frame(spark, cfg: Config, table: t.Table, d: dt.date, staged: bool = False) -> DataFrame:
+    """The date's rows of `table` plus the gate's check columns. With staged=True the gold tables
+    are read from staging: what publish is about to make visible."""
+    source = {t.AUDIENCE_SEGMENTS: t.SEGMENTS_STAGING, t.SEGMENT_CATALOG: t.CATALOG_STAGING}.get(table, table) \
+        if staged else table
+    frame = _partition(spark, cfg, source, d)
+    if table == t.INGEST_RECONCILIATION:
+        return frame.select(
+            "*", (F.col("landing_rows") == F.col("accepted") + F.col("quarantined") + F.col("duplicates")
+                  + F.col("erased")).alias("check_balanced"),
+            F.when(F.col("landing_rows") > 0, F.col("quarantined") / F.col("landing_rows")).otherwise(0.0)
+            .alias("check_quarantine_share"))
+    if table == t.USER_INTERESTS:
+        chat_regions = [name for name, p in cfg.regions.items() if p.chat_signals_from and p.chat_signals_from <= d]
+        return frame.select("*", ((F.col("chat_score") == 0) | F.col("region").isin(chat_regions))
+                            .alias("check_chat_allowed"))
+    if table in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG):
+        return _segment_checks(spark, cfg, table, d, staged)
+    return frame
+
+
+def _segment_checks(spark, cfg: Config, table: t.Table, d: dt.date, staged: bool) -> DataFrame:
+    """Members and catalog checked against each other, and members against user state and policy."""
+    members = _partition(spark, cfg, t.SEGMENTS_STAGING if staged else t.AUDIENCE_SEGMENTS, d)
+    catalog = _partition(spark, cfg, t.CATALOG_STAGING if staged else t.SEGMENT_CATALOG, d)
+    counted = members.groupBy("region", "segment_id").agg(F.count("*").alias("check_member_rows"))
+    if table == t.SEGMENT_CATALOG:
+        rows = F.coalesce("check_member_rows", F.lit(0))
+        return (catalog.join(F.broadcast(counted), ["region", "segment_id"], "left")
+                .select(*catalog.columns,
+                        F.when(F.col("status") == "published", rows == F.col("member_count"))
+                        .otherwise(rows == 0).alias("check_member_rows_match"),
+                        ((F.col("status") != "published") | (F.col("member_count") >= F.col("min_audience_size")))
+                        .alias("check_min_audience_met")))
+    min_age = spark.createDataFrame([(name, p.min_age) for name, p in cfg.regions.items()],
+                                    "region string, check_min_age int")
+    state = _partition(spark, cfg, t.USER_STATE, d).select("user_key", "birth_year", "personalized_ads")
+    youngest_age = F.lit(d.year) - F.col("birth_year") - 1
+    return (members
+            .join(F.broadcast(catalog.select("region", "segment_id", F.col("status").alias("check_catalog_status"),
+                                             F.col("member_count").alias("check_catalog_count"))),
+                  ["region", "segment_id"], "left")
+            .join(F.broadcast(counted), ["region", "segment_id"], "left")
+            .join(F.broadcast(min_age), "region", "left")
+            .join(state, "user_key", "left")
+            .select(*members.columns, "check_catalog_status",
+                    F.coalesce(F.col("check_catalog_count") == F.col("check_member_rows"), F.lit(False))
+                    .alias("check_member_count_matches"),
+                    F.coalesce(youngest_age >= F.col("check_min_age"), F.lit(False)).alias("check_min_age_met"),
+                    F.coalesce(F.col("personalized_ads"), F.lit(True)).alias("check_ads_allowed")))
+
+
+def _observed(result: dict, exception: dict | None) -> str:
+    if exception and exception.get("raised_exception"):
+        return "error: " + str(exception.get("exception_message") or "")[:200]
+    if "observed_value" in result:
+        value = result["observed_value"]
+        return json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    if "unexpected_count" in result:
+        return f"{result['unexpected_count'] or 0:,} unexpected of {result.get('element_count') or 0:,} rows"
+    return ""
+
+
+def _context(cfg: Config):
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    cfg.data_docs.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(cfg.data_docs))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return gx, context
+
+
+def docs_index(cfg: Config) -> Path:
+    return cfg.data_docs / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def validate(spark, cfg: Config, d: dt.date, run_id: str, tables, staged: bool = False,
+             progress=None, frames: dict | None = None, select=None, data_docs: bool = True) -> list[Result]:
+    """Run the suites of `tables` on the date's rows; record and return the results.
+    `frames` replaces a table's validation frame and `select` filters expectations (tests plant
+    violations that way); `data_docs=False` skips the Data Docs update."""
+    gx, context = _context(cfg)
+    source = context.data_sources.add_or_update_spark(name="audience")
+    params = parameters(spark, cfg, d)
+    run = gx.RunIdentifier(run_name=f"{run_id}", run_time=dt.datetime.now(dt.timezone.utc))
+    results: list[Result] = []
+    for table in tables:
+        suite_json = load_suite(table)
+        expectations = [x for x in suite_json["expectations"] if select is None or select(x)]
+        frame = (frames or {}).get(table)
+        frame = (frame if frame is not None else validation_frame(spark, cfg, table, d, staged)).cache()
+        asset = next((a for a in source.assets if a.name == table.qualified), None) or \
+            source.add_dataframe_asset(name=table.qualified)
+        batch = next((b for b in asset.batch_definitions if b.name == "date"), None) or \
+            asset.add_batch_definition_whole_dataframe("date")
+        suite = context.suites.add_or_update(gx.ExpectationSuite(
+            name=table.qualified, expectations=expectations, meta=suite_json.get("meta") or {}))
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=table.qualified, data=batch, suite=suite))
+        checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+            name=table.qualified, validation_definitions=[definition], result_format=RESULT_FORMAT,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs else []))
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, run_id=run)
+        frame.unpersist()
+        for suite_result in outcome.run_results.values():
+            for r in suite_result.results:
+                kwargs = r.expectation_config.kwargs
+                column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
+                results.append(Result(table.qualified, r.expectation_config.type, column,
+                                      r.expectation_config.meta["severity"], bool(r.success),
+                                      _observed(r.result or {}, r.exception_info)))
+        if progress:
+            failed = sum(not r.success for r in results if r.table == table.qualified)
+            progress.note(f"validated {table.qualified}: {len(expectations)} expectations, "
+                          f"{failed} failed")
+    _record(spark, cfg, d, run_id, results, "staging" if staged else "table")
+    return results
+
+
+def _record(spark, cfg: Config, d: dt.date, run_id: str, results: list[Result], validated_from: str) -> None:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    rows = [(run_id, d, r.table, validated_from, r.expectation, r.column, r.severity, r.success, r.observed, now)
+            for r in results]
+    frame = spark.createDataFrame(rows, RESULTS_SCHEMA)
+    replace_partition(frame, t.VALIDATION_RESULTS, cfg.warehouse,
+                      {"logical_date": d, "run_id": run_id, "table_name": sorted({r.table for r in results})})
+
+
+def gate(spark, cfg: Config, d: dt.date, run_id: str, stage: str, progress=None) -> list[Result]:
+    """Validate the stage's tables; raise QualityGateError if a critical expectation failed."""
+    results = validate(spark, cfg, d, run_id, GATES[stage], staged=stage == "publish", progress=progress)
+    if progress:
+        for r in results:
+            if not r.success and r.severity == "warning":
+                progress.note(f"quality warning: {r.describe()}")
+    check(cfg, d, stage, results)
+    return results
+
+
+def check(cfg: Config, d: dt.date, stage: str, results: list[Result]) -> None:
+    """Warnings pass; any failed critical expectation raises, naming the first one."""
+    failed = [r for r in results if not r.success and r.severity == "critical"]
+    if failed:
+        more = f" (and {len(failed) - 1} more critical failures)" if len(failed) > 1 else ""
+        raise QualityGateError(f"quality gate '{stage}' failed for {d}, nothing published: {failed[0].describe()}"
+                               f"{more}; Data Docs: {docs_index(cfg)}")
