@@ -20,8 +20,10 @@ SUBMIT = {
     "jars": JARS,
     "conf": {"spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
              "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog"},
-    # The key reaches spark-submit from the masked Variable at run time, never from a DAG file.
-    "env_vars": {"AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "{{ var.value.get('audience_pseudonym_secret', '') }}",
+    # The key reaches spark-submit at run time from the connection `audience_pseudonym` (its
+    # password) or else the Variable `audience_pseudonym_secret`, both masked; never from a DAG file.
+    "env_vars": {"AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "{% set c = conn.get('audience_pseudonym') %}"
+                                                   "{{ c.password if c else var.value.get('audience_pseudonym_secret', '') }}",
                  "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")},
 }
 

@@ -196,6 +196,22 @@ def cmd_maintain(args, progress):
     print(render_table(run_maintenance(spark, cfg, args.date, progress)))
 
 
+def cmd_erasure_audit(args, progress):
+    """Exit non-zero with a table of what erasure requests past their deadline left behind."""
+    from jobs.erasure_audit import audit
+    cfg = _config(args)
+    spark = _spark(cfg, "audience-erasure-audit")
+    with progress.stage("erasure audit") as step:
+        due, violations = audit(spark, cfg, args.date, progress)
+        step.rows = due
+    if violations:
+        print(render_table(violations, ["table", "where", "column", "scope", "rows", "problem"]))
+        raise AudienceError(f"{len(violations)} erasure violations for {due} requests past their deadline "
+                            f"(erasure_physical_days={cfg.retention['erasure_physical_days']}) on {args.date}")
+    print(f"erasure audit {args.date}: {due} requests past their deadline, nothing of them stored "
+          f"(current versions, files on disk, change data)")
+
+
 def cmd_demo(args, progress):
     from jobs.pipeline import run_date
     from jobs.sample.generate import GenerateOptions, generate
@@ -323,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maintain", help="retention, OPTIMIZE and VACUUM of every table")
     p.add_argument("--date", type=_date, default=dt.date.today(), help="the day retention is counted from")
     p.set_defaults(func=cmd_maintain)
+
+    p = sub.add_parser("erasure-audit", help="find data of erasure requests past their deadline, on disk too")
+    p.add_argument("--date", type=_date, default=dt.date.today(), help="the day deadlines are counted to")
+    p.set_defaults(func=cmd_erasure_audit)
 
     p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
     p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: report precision and recall")

@@ -53,6 +53,7 @@ class Profile:
     warehouse: str
     shuffle_partitions: int
     allow_dev_pseudonym_key: bool
+    retention_check: bool = True
 
 
 @dataclass
@@ -287,12 +288,17 @@ def _load_pipeline(path: Path, profile_name: str | None):
         warehouse=r.get(node, "warehouse", "str", where),
         shuffle_partitions=r.get(node, "shuffle_partitions", "int", where),
         allow_dev_pseudonym_key=r.get(node, "allow_dev_pseudonym_key", "bool", where),
+        retention_check=r.get(node, "retention_check", "bool", where),
     )
     spark_conf = {str(k): str(v) for k, v in (r.get(r.data, "spark", "dict", "", required=False) or {}).items()}
     ingest = r.get(r.data, "ingest", "dict", "")
     retention_node = r.get(r.data, "retention", "dict", "")
     retention = {k: r.get(retention_node, k, "int", "retention")
-                 for k in ("chat_text_retention_days", "quarantine_retention_days", "erasure_physical_days")}
+                 for k in ("chat_text_retention_days", "quarantine_retention_days", "erasure_physical_days",
+                           "vacuum_retention_hours")}
+    if retention["vacuum_retention_hours"] > retention["erasure_physical_days"] * 24:
+        r.fail("retention.vacuum_retention_hours", "must not exceed erasure_physical_days * 24: erased rows "
+                                                   "would outlive their deadline on disk")
     tolerance = r.get(ingest, "timestamp_tolerance_hours", "int", "ingest")
     lookback = r.get(ingest, "duplicate_lookback_days", "int", "ingest")
     if lookback * 24 < tolerance:

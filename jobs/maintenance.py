@@ -1,11 +1,16 @@
-"""Weekly maintenance: retention of chat text and quarantined rows, OPTIMIZE, VACUUM.
+"""Daily maintenance: retention of chat text and quarantined rows, physical purge of erased and
+expired rows (deletion vectors PURGEd, Change Data Feed kept off, VACUUM), OPTIMIZE.
 
-VACUUM keeps `erasure_physical_days` of history, so files holding erased rows are physically
-removed within that many days of the erasure and time travel cannot bring them back.
+Erasures and retention delete rows logically; the bytes stay in Parquet files (and, with deletion
+vectors, in files still referenced) until REORG ... APPLY (PURGE) rewrites those files and VACUUM
+removes unreferenced files older than `vacuum_retention_hours`. Each table's
+`delta.deletedFileRetentionDuration` is set to that window, so Delta's retention safety check can
+stay on (only the test profile turns it off). Time travel to a purged version then fails.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -44,6 +49,35 @@ def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
     return removed
 
 
+def purge(spark, cfg: Config, table: t.Table) -> None:
+    """Physically remove what is no longer in the table: PURGE deletion vectors, CDF off, VACUUM."""
+    path = table.path(cfg.warehouse)
+    hours = cfg.retention["vacuum_retention_hours"]
+    properties = DeltaTable.forPath(spark, path).detail().first().properties
+    settings = {"delta.deletedFileRetentionDuration": f"interval {hours} hours"}
+    if properties.get("delta.enableChangeDataFeed") == "true":
+        settings["delta.enableChangeDataFeed"] = "false"  # its _change_data files go with VACUUM
+    changed = {k: v for k, v in settings.items() if properties.get(k) != v}
+    if changed:
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+                  + ", ".join(f"'{k}' = '{v}'" for k, v in changed.items()) + ")")
+    if properties.get("delta.enableDeletionVectors") == "true":
+        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+    DeltaTable.forPath(spark, path).vacuum(hours)
+
+
+def mark_purged(spark, cfg: Config, today: dt.date) -> int:
+    """Erasures applied at least the VACUUM window ago are physically gone after this pass."""
+    path = t.ERASURE_LOG.path(cfg.warehouse)
+    if not delta_exists(spark, path):
+        return 0
+    applied_before = today - dt.timedelta(days=math.ceil(cfg.retention["vacuum_retention_hours"] / 24))
+    condition = F.col("purged_on").isNull() & (F.col("received_date") <= F.lit(applied_before))
+    count = spark.read.format("delta").load(path).where(condition).count()
+    DeltaTable.forPath(spark, path).update(condition, {"purged_on": F.lit(today)})
+    return count
+
+
 def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> list[dict]:
     report = []
     with progress.stage("retention: chat text") as step:
@@ -57,11 +91,13 @@ def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> l
         if delta_exists(spark, path):
             with progress.stage(f"optimize {table.qualified}"):
                 DeltaTable.forPath(spark, path).optimize().executeCompaction()
-    hours = cfg.retention["erasure_physical_days"] * 24
     for table in t.ALL_TABLES:
-        path = table.path(cfg.warehouse)
-        if delta_exists(spark, path):
-            with progress.stage(f"vacuum {table.qualified}"):
-                DeltaTable.forPath(spark, path).vacuum(hours)
-            report.append({"step": f"vacuum {table.qualified} ({hours} h)", "rows": None})
+        if delta_exists(spark, table.path(cfg.warehouse)):
+            with progress.stage(f"purge {table.qualified}"):
+                purge(spark, cfg, table)
+    hours = cfg.retention["vacuum_retention_hours"]
+    report.append({"step": f"deletion vectors purged, VACUUM {hours} h", "rows": None})
+    with progress.stage("erasure log: purge dates") as step:
+        step.rows = mark_purged(spark, cfg, today)
+    report.append({"step": "erasure requests marked purged", "rows": step.rows})
     return report

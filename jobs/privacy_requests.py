@@ -98,13 +98,19 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
         if table in REBUILT_TONIGHT:
             frame = frame.where(F.col(REBUILT_TONIGHT[table]) < F.lit(logical_date))
         condition = F.lit(False)
+        deletes = []
         for column, scopes in matches:
             values = sorted({r.value for r in tonight if r.scope in scopes and r.value})
             if not values:
                 continue
             hit = F.col(column).isin(values)
+            extra = ""
             if table is t.QUARANTINE and scopes == ("message",):
                 hit = hit & (F.col("dataset") == "chat_messages")
+                extra = " AND t.dataset = 'chat_messages'"
+            if table in REBUILT_TONIGHT:
+                extra += f" AND t.{REBUILT_TONIGHT[table]} < '{logical_date}'"
+            deletes.append((column, values, extra))
             condition = condition | hit
             per_request = (frame.where(hit).join(
                 F.broadcast(spark.createDataFrame([(r.request_id, r.value) for r in tonight if r.scope in scopes],
@@ -114,9 +120,14 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
                 removed[row.request_id][table.qualified] = removed[row.request_id].get(table.qualified, 0) + row["count"]
         if table is t.CHAT_TOPICS:  # the chat part of those dates' daily aggregates is rebuilt below
             chat_dates = [r.signal_date for r in frame.where(condition).select("signal_date").distinct().collect()]
-        if table in REBUILT_TONIGHT:
-            condition = condition & (F.col(REBUILT_TONIGHT[table]) < F.lit(logical_date))
-        DeltaTable.forPath(spark, path).delete(condition)
+        # One MERGE against the ids, not DELETE ... IN (ids): the commit log keeps a DELETE's predicate
+        # with its literals, so the erased ids would outlive the rows in _delta_log.
+        if deletes:
+            ids = F.broadcast(spark.createDataFrame(
+                [(column, v) for column, values, _ in deletes for v in values], "id_column string, id string"))
+            match = " OR ".join(f"(s.id_column = '{column}' AND t.{column} = s.id{extra})"
+                                for column, _, extra in deletes)
+            DeltaTable.forPath(spark, path).alias("t").merge(ids.alias("s"), match).whenMatchedDelete().execute()
     for signal_date in chat_dates:
         rebuild_chat_daily(spark, cfg, signal_date)
     log = [(r.request_id, r.scope, r.value if r.scope in ("message", "conversation") else None,

@@ -62,8 +62,17 @@ def build_spark(cfg: Config, app_name: str = "audience"):
         .config("spark.sql.catalogImplementation", "in-memory")
         .config("spark.sql.warehouse.dir", str(warehouse / "_catalog"))
         .config("spark.sql.shuffle.partitions", str(cfg.profile.shuffle_partitions))
+        # File listing (VACUUM, plain Parquet reads) runs as a job of this many tasks (default 10,000:
+        # 20 s per VACUUM of a tiny table in local mode).
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", str(cfg.profile.shuffle_partitions))
         # VACUUM START/END commits in each table's history: the audit trail of physical purges.
         .config("spark.databricks.delta.vacuum.logging.enabled", "true")
+        .config("spark.databricks.delta.retentionDurationCheck.enabled", str(cfg.profile.retention_check).lower())
+        # New tables: deletion vectors (cheap erasures; maintenance PURGEs them) and no per-column
+        # statistics in the transaction log, which would otherwise keep min/max user keys, ids and
+        # text prefixes in _delta_log after the rows themselves are erased.
+        .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "true")
+        .config("spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols", "0")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key|pseudonym")
         .config("spark.sql.redaction.string.regex", REDACTION_REGEX)

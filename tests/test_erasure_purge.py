@@ -1,0 +1,197 @@
+"""Erasure to the last byte, time-compressed: a test conf where the physical deadline is 0 days and
+VACUUM keeps 0 hours (the retention safety check is off only in the test profile).
+
+Chats carrying unique markers are ingested on night one; on night two erasure requests of every
+scope arrive (and a late message of an erased conversation); then maintenance runs. Every file
+under the warehouse is read directly (raw bytes, and Parquet cells with pyarrow, not through Delta)
+and must hold no marker, erased id or erased key. The same nights run through the command line with
+a distinctive pseudonym key and Spark event logs on: the key is in no output, log or event log.
+"""
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import tables as t
+
+pytestmark = pytest.mark.slow
+D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
+KEY = "ZQXJ-test-pseudonym-key-7f3a9c"
+MARKERS = ["ZQXJMARKER", "ZQXJACCOUNT", "ZQXJMESSAGE", "ZQXJALLCHATS", "ZQXJQUARANTINE", "ZQXJLATE"]
+ERASED_IDS = ["c-mk-1", "m-mk-1", "m-mk-2", "m-mk-4", "c-mk-2", "m-mk-3", "c-mk-4", "m-mk-5", "c-mk-5", "m-mk-6",
+              "m-mk-7", "m-mk-8", "c-mk-6"]
+# The erasure request keeps these by design: it is the record that the erasure happened.
+REQUEST_RECORDS = ("privacy/erasure_log", "bronze/erasure_requests")
+
+
+def user_key(user_id: str) -> str:
+    """HMAC-SHA256 of the raw id with the pseudonym key, hex (the rule, computed independently)."""
+    return hmac.new(KEY.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _chat(mid, cid, uid, text, day, hour, country="DE"):
+    return {"message_id": mid, "conversation_id": cid, "user_id": uid, "role": "user", "text": text,
+            "country": country, "surface": "messenger", "sent_at": f"{day}T{hour:02d}:00:00Z", "locale": "de-DE"}
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _run(args, env, root, check=True):
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", *args], capture_output=True,
+                          text=True, env=env, timeout=900, cwd=root)
+    (root / "outputs.log").open("a").write(f"$ audience {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
+    if check:
+        assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from jobs.config import DEFAULT_CONF_DIR, load_config
+    from jobs.sample.generate import GenerateOptions, generate
+    root = tmp_path_factory.mktemp("erasure")
+    conf = root / "conf"
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
+    text = (conf / "pipeline.yaml").read_text()
+    for old, new in (("erasure_physical_days: 7", "erasure_physical_days: 0"),
+                     ("vacuum_retention_hours: 120", "vacuum_retention_hours: 0"),
+                     ("\nspark:\n", f"\nspark:\n  spark.eventLog.enabled: \"true\"\n"
+                                    f"  spark.eventLog.dir: \"file://{root / 'events'}\"\n")):
+        assert old in text
+        text = text.replace(old, new)
+    (conf / "pipeline.yaml").write_text(text)
+    (root / "events").mkdir()
+    cfg = load_config(conf, profile="test", landing=root / "landing", warehouse=root / "warehouse")
+    generate(cfg.landing, GenerateOptions(start=D1, days=2, messages_per_day=1500, seed=11),
+             [x.topic_id for x in cfg.targetable_topics])
+    chat = cfg.landing / "chat_messages"
+    _write(chat / f"date={D1}" / "part-99999.jsonl", [
+        _chat("m-mk-1", "c-mk-1", "u-mk-1", "ZQXJMARKER I need new running shoes for the marathon", D1, 9),
+        _chat("m-mk-2", "c-mk-1", "u-mk-1", "ZQXJMARKER any trail running shoes you like?", D1, 10),
+        _chat("m-mk-3", "c-mk-2", "u-mk-2", "ZQXJACCOUNT planning a ski trip to the alps", D1, 11),
+        _chat("m-mk-4", "c-mk-3", "u-mk-1", "ZQXJMESSAGE which tent for camping in the rain", D1, 12),
+        _chat("m-mk-5", "c-mk-4", "u-mk-3", "ZQXJALLCHATS best sourdough recipe please", D1, 13),
+        # Quarantined (country not ISO): the raw row is kept redacted in quarantine until erased.
+        _chat("m-mk-6", "c-mk-5", "u-mk-2", "ZQXJQUARANTINE my tennis racket broke", D1, 14, country="XX"),
+    ])
+    # Late deliveries arrive with the requests: one of the erased conversation, and one of the
+    # erased account that would be quarantined (bad country). Both are dropped at ingest.
+    _write(chat / f"date={D2}" / "part-99999.jsonl", [
+        _chat("m-mk-7", "c-mk-1", "u-mk-1", "ZQXJLATE one more thing about running shoes", D2, 1),
+        _chat("m-mk-8", "c-mk-6", "u-mk-2", "ZQXJLATE my skis need waxing", D2, 2, country="XX")])
+    _write(cfg.landing / "erasure_requests" / f"date={D2}" / "part-99999.jsonl", [
+        {"request_id": "r-mk-conv", "user_id": "u-mk-1", "scope": "conversation", "target_id": "c-mk-1",
+         "requested_at": f"{D2}T08:00:00Z"},
+        {"request_id": "r-mk-msg", "user_id": "u-mk-1", "scope": "message", "target_id": "m-mk-4",
+         "requested_at": f"{D2}T08:00:01Z"},
+        {"request_id": "r-mk-acct", "user_id": "u-mk-2", "scope": "account", "target_id": None,
+         "requested_at": f"{D2}T08:00:02Z"},
+        {"request_id": "r-mk-chats", "user_id": "u-mk-3", "scope": "all_chats", "target_id": None,
+         "requested_at": f"{D2}T08:00:03Z"},
+    ])
+    env = {**os.environ, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
+    roots = ["--conf", str(conf), "--landing", str(cfg.landing), "--warehouse", str(cfg.warehouse)]
+    _run([*roots, "backfill", "--start", str(D1), "--end", str(D2)], env, root)
+    skipped = root / "skipped-maintenance"
+    shutil.copytree(cfg.warehouse, skipped)
+    _run([*roots, "maintain", "--date", str(D2)], env, root)
+    return {"cfg": cfg, "root": root, "env": env, "roots": roots, "skipped": skipped, "conf": conf}
+
+
+def _files(warehouse):
+    return [p for p in warehouse.rglob("*") if p.is_file()
+            and not any(part in p.relative_to(warehouse).as_posix() for part in REQUEST_RECORDS)]
+
+
+def _holding(warehouse, needles):
+    """Files holding any needle: raw bytes of every file, and every cell of every Parquet file."""
+    found = {}
+    for path in _files(warehouse):
+        raw = path.read_bytes()
+        hits = {n for n in needles if n.encode() in raw}
+        if path.suffix == ".parquet":
+            cells = json.dumps(pq.read_table(path).to_pylist(), default=str)
+            hits |= {n for n in needles if n in cells}
+        if hits:
+            found[str(path.relative_to(warehouse))] = sorted(hits)
+    return found
+
+
+def test_the_planted_data_was_stored_before_the_erasure(world):
+    """The scan finds the markers where maintenance was skipped: it is not blind."""
+    found = _holding(world["skipped"], ["ZQXJMARKER", user_key("u-mk-2")])
+    assert any("bronze/chat_messages" in p for p in found), found
+
+
+def test_no_file_under_the_warehouse_holds_erased_text_ids_or_keys(world):
+    needles = MARKERS + ERASED_IDS + [user_key("u-mk-2")]
+    assert _holding(world["cfg"].warehouse, needles) == {}
+
+
+def test_late_rows_of_erased_data_are_dropped_at_ingest_quarantine_included_and_counted(spark, world):
+    warehouse = world["cfg"].warehouse
+    rec = spark.read.format("delta").load(t.INGEST_RECONCILIATION.path(warehouse)).where(
+        (F.col("ingest_date") == F.lit(D2)) & (F.col("dataset") == "chat_messages")).first()
+    assert rec.erased >= 2
+    quarantined = spark.read.format("delta").load(t.QUARANTINE.path(warehouse))
+    assert quarantined.where(F.col("record_id").isin("m-mk-6", "m-mk-8")).count() == 0
+
+
+def test_erasure_log_has_every_request_with_rows_removed_and_purge_date(spark, world):
+    log = {r.request_id: r for r in spark.read.format("delta").load(t.ERASURE_LOG.path(world["cfg"].warehouse))
+           .where(F.col("request_id").startswith("r-mk-")).collect()}
+    assert set(log) == {"r-mk-conv", "r-mk-msg", "r-mk-acct", "r-mk-chats"}
+    assert log["r-mk-conv"].rows_removed["bronze.chat_messages"] == 2
+    assert log["r-mk-msg"].rows_removed["bronze.chat_messages"] == 1
+    assert log["r-mk-acct"].rows_removed["bronze.chat_messages"] == 1
+    assert log["r-mk-acct"].rows_removed["quarantine.rejected_rows"] == 1
+    assert log["r-mk-acct"].user_key == user_key("u-mk-2")
+    assert {r.purged_on for r in log.values()} == {D2}
+    assert {r.received_date for r in log.values()} == {D2}
+
+
+def test_time_travel_to_a_version_that_held_erased_data_fails(spark, world):
+    from delta.tables import DeltaTable
+    for warehouse, purged in ((world["skipped"], False), (world["cfg"].warehouse, True)):
+        path = t.CHAT_MESSAGES.path(warehouse)
+        history = DeltaTable.forPath(spark, path).history().orderBy("version").collect()
+        erased_at = next(h.version for h in history if h.operation == "MERGE")
+        old = lambda: spark.read.format("delta").option("versionAsOf", erased_at - 1).load(path)  # noqa: E731
+        if purged:
+            with pytest.raises(Exception):
+                old().where(F.col("text").contains("ZQXJMARKER")).count()
+        else:
+            assert old().where(F.col("text").contains("ZQXJMARKER")).count() == 2
+
+
+def test_erasure_audit_passes_after_maintenance_and_fails_where_it_was_skipped(world):
+    ok = _run([*world["roots"], "erasure-audit", "--date", str(D2)], world["env"], world["root"])
+    assert "4 requests" in ok.stdout or "requests past their deadline" in ok.stdout
+    roots = [*world["roots"][:4], "--warehouse", str(world["skipped"])]
+    failed = _run([*roots, "erasure-audit", "--date", str(D2)], world["env"], world["root"], check=False)
+    assert failed.returncode != 0
+    assert "files on disk" in failed.stdout and "bronze.chat_messages" in failed.stdout
+    assert "Traceback" not in failed.stderr
+
+
+def test_pseudonym_key_is_in_no_output_log_or_event_log(world):
+    padded = KEY.encode().ljust(64, b"\0")
+    forms = {KEY, KEY.encode().hex(), bytes(b ^ 0x36 for b in padded).hex(), bytes(b ^ 0x5C for b in padded).hex()}
+    forms |= {f.upper() for f in forms}
+    events = list((world["root"] / "events").rglob("*"))
+    assert any(p.is_file() for p in events), "Spark wrote event logs"
+    places = [p for p in world["root"].rglob("*") if p.is_file() and "warehouse" not in p.parts
+              and "skipped-maintenance" not in p.parts and "landing" not in p.parts and "conf" not in p.parts]
+    leaks = [str(p) for p in places if any(f in p.read_text(errors="ignore") for f in forms)]
+    assert leaks == []
