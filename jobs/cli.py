@@ -187,6 +187,7 @@ def cmd_stage(args, progress):
 def cmd_report(args, progress):
     cfg = _config(args)
     _print_day(_spark(cfg, "audience-report"), cfg, args.date)
+    _print_docs(cfg)
 
 
 def cmd_maintain(args, progress):
