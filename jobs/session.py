@@ -68,10 +68,10 @@ def build_spark(cfg: Config, app_name: str = "audience"):
         # VACUUM START/END commits in each table's history: the audit trail of physical purges.
         .config("spark.databricks.delta.vacuum.logging.enabled", "true")
         .config("spark.databricks.delta.retentionDurationCheck.enabled", str(cfg.profile.retention_check).lower())
-        # New tables: deletion vectors (cheap erasures; maintenance PURGEs them) and no per-column
-        # statistics in the transaction log, which would otherwise keep min/max user keys, ids and
-        # text prefixes in _delta_log after the rows themselves are erased.
-        .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "true")
+        # New tables keep no per-column statistics in the transaction log, which would otherwise keep
+        # min/max user keys, ids and text prefixes in _delta_log after the rows are erased. Deletion
+        # vectors stay off by default (delta-rs and DuckDB readers of analysts lack them); where a
+        # table has them, maintenance PURGEs them.
         .config("spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols", "0")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key|pseudonym")

@@ -66,8 +66,11 @@ def world(tmp_path_factory):
     text = (conf / "pipeline.yaml").read_text()
     for old, new in (("erasure_physical_days: 7", "erasure_physical_days: 0"),
                      ("vacuum_retention_hours: 120", "vacuum_retention_hours: 0"),
+                     # Deletion vectors on (off by default): erased rows then stay in referenced
+                     # files until maintenance PURGEs them, the harder case.
                      ("\nspark:\n", f"\nspark:\n  spark.eventLog.enabled: \"true\"\n"
-                                    f"  spark.eventLog.dir: \"file://{root / 'events'}\"\n")):
+                                    f"  spark.eventLog.dir: \"file://{root / 'events'}\"\n"
+                                    "  spark.databricks.delta.properties.defaults.enableDeletionVectors: \"true\"\n")):
         assert old in text
         text = text.replace(old, new)
     (conf / "pipeline.yaml").write_text(text)
