@@ -17,7 +17,7 @@ def make_run_id(logical_date: dt.date) -> str:
 def ingest_params(cfg: Config, logical_date: dt.date, as_of: dt.datetime | None = None) -> IngestParams:
     return IngestParams(
         logical_date=logical_date,
-        as_of=(as_of or dt.datetime.now(dt.timezone.utc)).replace(tzinfo=None),
+        as_of=(as_of or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc),
         tolerance_hours=cfg.timestamp_tolerance_hours,
         iso_countries=cfg.iso_countries,
         topic_ids=frozenset(cfg.topics),

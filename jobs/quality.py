@@ -236,7 +236,7 @@ def validate(spark, cfg: Config, d: dt.date, run_id: str, tables, staged: bool =
 
 
 def _record(spark, cfg: Config, d: dt.date, run_id: str, results: list[Result], validated_from: str) -> None:
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     rows = [(run_id, d, r.table, validated_from, r.expectation, r.column, r.severity, r.success, r.observed, now)
             for r in results]
     frame = spark.createDataFrame(rows, RESULTS_SCHEMA)

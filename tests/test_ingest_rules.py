@@ -1,4 +1,5 @@
 """Contract checks of bronze ingest on tiny inline rows: one planted case per quarantine reason."""
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -21,7 +22,7 @@ GOOD = {"message_id": "m1", "conversation_id": "c1", "user_id": "alice", "role":
 @pytest.fixture(scope="module")
 def params():
     cfg = load_config(profile="test")
-    return IngestParams(logical_date=DAY, as_of=dt.datetime(2025, 12, 18, 2, 0), tolerance_hours=6,
+    return IngestParams(logical_date=DAY, as_of=dt.datetime(2025, 12, 18, 2, 0, tzinfo=dt.timezone.utc), tolerance_hours=6,
                         iso_countries=cfg.iso_countries, topic_ids=frozenset(cfg.topics), key=KEY)
 
 
@@ -94,6 +95,38 @@ def test_valid_chat_rows_pass_the_contract(spark, params, line):
 ])
 def test_other_datasets_check_their_own_fields(spark, params, ds, record, reason):
     assert _reasons(spark, params, [json.dumps(record)], ds) == [reason]
+
+
+@pytest.fixture
+def los_angeles(monkeypatch):
+    """The Python process in another zone (the driver's local zone is what PySpark reads naive
+    datetimes in)."""
+    import time
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("sent_at,reason", [
+    ("2025-12-15T18:00:00Z", None),                        # window opens 6 h before the UTC date
+    ("2025-12-15T17:59:59Z", "timestamp_outside_window"),
+    ("2025-12-17T05:59:59Z", None),
+    ("2025-12-17T06:00:00Z", "timestamp_outside_window"),  # window closes 6 h after it
+    ("2025-12-18T02:00:01Z", "future_timestamp"),          # after the run's start (as_of)
+])
+def test_window_and_future_checks_do_not_depend_on_the_hosts_time_zone(spark, params, los_angeles, sent_at,
+                                                                       reason):
+    lines = [_with(sent_at=sent_at)]
+    if reason == "future_timestamp":
+        params = dataclasses.replace(params, tolerance_hours=48)
+    assert _reasons(spark, params, lines) == [reason]
+
+
+def test_run_start_must_be_timezone_aware(params):
+    with pytest.raises(ValueError, match="timezone-aware"):
+        dataclasses.replace(params, as_of=dt.datetime(2025, 12, 18, 2, 0))
 
 
 def test_duplicates_keep_one_copy_and_count_the_rest(spark, params):

@@ -51,14 +51,23 @@ class IngestParams:
     topic_ids: frozenset[str]
     key: bytes
 
+    def __post_init__(self):
+        # PySpark reads a naive datetime literal in the Python process's local zone: results would
+        # then depend on the host's TZ. Every instant handed to Spark is timezone-aware.
+        if self.as_of.tzinfo is None:
+            raise ValueError("IngestParams.as_of must be timezone-aware (UTC)")
+
     @property
     def window_start(self) -> dt.datetime:
-        return dt.datetime.combine(self.logical_date, dt.time()) - dt.timedelta(hours=self.tolerance_hours)
+        return utc_midnight(self.logical_date) - dt.timedelta(hours=self.tolerance_hours)
 
     @property
     def window_end(self) -> dt.datetime:
-        return (dt.datetime.combine(self.logical_date + dt.timedelta(days=1), dt.time())
-                + dt.timedelta(hours=self.tolerance_hours))
+        return utc_midnight(self.logical_date + dt.timedelta(days=1)) + dt.timedelta(hours=self.tolerance_hours)
+
+
+def utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------- extract
