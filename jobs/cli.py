@@ -227,7 +227,7 @@ def cmd_demo(args, progress):
           f"\"SELECT * FROM gold.segment_catalog WHERE status = 'published'\"")
 
 
-def _read_jsonl(stream, source: str) -> list[dict]:
+def _read_jsonl(stream, source: str, required=("id", "text")) -> list[dict]:
     import json
     records = []
     for n, line in enumerate(stream, 1):
@@ -235,10 +235,12 @@ def _read_jsonl(stream, source: str) -> list[dict]:
             continue
         try:
             rec = json.loads(line)
-            if rec.get("id") is None or not isinstance(rec.get("text", ""), (str, type(None))):
+            if any(rec.get(k) is None for k in required if k != "text") \
+                    or not isinstance(rec.get("text", ""), (str, type(None))):
                 raise ValueError
         except (ValueError, AttributeError):
-            raise AudienceError(f"{source} line {n}: expected a JSON object with \"id\" and \"text\"") from None
+            names = " and ".join(f'"{k}"' for k in required)
+            raise AudienceError(f"{source} line {n}: expected a JSON object with {names}") from None
         records.append(rec)
     return records
 
@@ -278,6 +280,33 @@ def cmd_tag(args, progress):
     print(f"\n{result['messages']} messages: topic precision {result['topic_precision']:.3f}, "
           f"topic recall {result['topic_recall']:.3f}, sensitive message recall "
           f"{result['sensitive_message_recall']:.3f}, sensitive false alarms {result['sensitive_false_alarm_rate']:.3f}")
+
+
+def cmd_redact(args, progress):
+    """--evaluate FILE: per-kind recall and false positives of PII redaction on a labelled corpus;
+    otherwise JSON lines {"text", "country"} on stdin -> the same with the redacted text."""
+    import json
+    from jobs.pii_eval import redact_records, score
+    cfg = _config(args)
+    if args.evaluate:
+        try:
+            with open(args.evaluate, encoding="utf-8") as fh:
+                records = _read_jsonl(fh, args.evaluate, ("text", "kind", "pii"))
+        except OSError as exc:
+            raise AudienceError(f"cannot read {args.evaluate}: {exc.strerror}") from None
+    else:
+        records = _read_jsonl(sys.stdin, "stdin", ("text",))
+    records = [{**r, "text": r.get("text") or ""} for r in records]
+    redacted = redact_records(_spark(cfg, "audience-redact"), records)
+    if not args.evaluate:
+        for record, out in zip(records, redacted):
+            print(json.dumps({**record, "text": out}, ensure_ascii=False))
+        return
+    result = score(records, redacted)
+    print(render_table(result["rows"], ["kind", "cases", "recall", "false_positives"]))
+    for kind, missed in result["misses"].items():
+        for line in missed:
+            print(f"  {'false positive' if kind == 'none' else 'missed ' + kind}: {line}")
 
 
 def cmd_sql(args, progress):
@@ -344,6 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("erasure-audit", help="find data of erasure requests past their deadline, on disk too")
     p.add_argument("--date", type=_date, default=dt.date.today(), help="the day deadlines are counted to")
     p.set_defaults(func=cmd_erasure_audit)
+
+    p = sub.add_parser("redact", help="redact PII from JSON lines on stdin, or evaluate against a labelled corpus")
+    p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: per-kind recall and false positives")
+    p.set_defaults(func=cmd_redact)
 
     p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
     p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: report precision and recall")

@@ -21,6 +21,7 @@ def ingest_params(cfg: Config, logical_date: dt.date, as_of: dt.datetime | None 
         tolerance_hours=cfg.timestamp_tolerance_hours,
         iso_countries=cfg.iso_countries,
         topic_ids=frozenset(cfg.topics),
+        sensitive_topic_ids=frozenset(x for x, topic in cfg.topics.items() if topic.sensitive),
         key=pseudonym_key(cfg.profile.allow_dev_pseudonym_key),
     )
 

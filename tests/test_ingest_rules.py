@@ -23,7 +23,8 @@ GOOD = {"message_id": "m1", "conversation_id": "c1", "user_id": "alice", "role":
 def params():
     cfg = load_config(profile="test")
     return IngestParams(logical_date=DAY, as_of=dt.datetime(2025, 12, 18, 2, 0, tzinfo=dt.timezone.utc), tolerance_hours=6,
-                        iso_countries=cfg.iso_countries, topic_ids=frozenset(cfg.topics), key=KEY)
+                        iso_countries=cfg.iso_countries, topic_ids=frozenset(cfg.topics), key=KEY,
+                        sensitive_topic_ids=frozenset(x for x, topic in cfg.topics.items() if topic.sensitive))
 
 
 def _raw(spark, lines, source="part-0.jsonl"):
@@ -141,15 +142,76 @@ def test_a_message_already_in_bronze_on_an_earlier_date_is_a_duplicate(spark, pa
     ds = contract.CHAT_MESSAGES
     prior = spark.createDataFrame([("m1",)], "message_id string")
     rows = mark_duplicates(classify(parse(_raw(spark, [_with(), _with(message_id="m9")]), ds), ds, params), ds, prior)
-    assert {r.status for r in rows.where(F.col("status") == "duplicate").collect()} == {"duplicate"}
-    assert rows.where(F.col("status") == "accepted").count() == 1
+    statuses = {r.p.message_id: r.status for r in rows.collect()}
+    assert statuses == {"m1": "duplicate", "m9": "accepted"}
+
+
+@pytest.mark.parametrize("ds,record", [
+    (contract.ERASURE_REQUESTS, {"request_id": "r", "user_id": "a", "scope": "account",
+                                 "requested_at": "2025-11-02T09:00:00Z"}),    # weeks late
+    (contract.ERASURE_REQUESTS, {"request_id": "r", "user_id": "a", "scope": "account",
+                                 "requested_at": "2031-01-01T00:00:00Z"}),    # clock of the sender wrong
+    (contract.AD_PREFERENCES, {"user_id": "a", "ai_chat_ads": False, "updated_at": "2025-12-01T08:00:00Z"}),
+    (contract.AD_PREFERENCES, {"user_id": "a", "ai_chat_ads": False, "updated_at": "2030-06-01T08:00:00Z"}),
+])
+def test_erasures_and_preference_changes_are_taken_whatever_their_timestamp(spark, params, ds, record):
+    assert _reasons(spark, params, [json.dumps(record)], ds) == [None]
+
+
+def test_an_unparseable_legal_request_is_still_quarantined(spark, params):
+    ds = contract.AD_PREFERENCES
+    assert _reasons(spark, params, ['{"user_id": "a", "ai_chat_ads": fal'], ds) == ["malformed_json"]
+
+
+def _engagement(**changes):
+    return json.dumps({"event_id": "e1", "user_id": "alice", "event_type": "like", "object_id": "o1",
+                       "object_topic": "fitness", "query_text": None, "country": "FR", "surface": "instagram",
+                       "occurred_at": "2025-12-16T10:00:00+00:00", **changes})
+
+
+def test_engagement_with_a_sensitive_topic_is_kept_without_the_topic(spark, params):
+    ds = contract.ENGAGEMENT_EVENTS
+    lines = [_engagement(event_id="e1", object_topic="health"), _engagement(event_id="e2", object_topic="fitness")]
+    rows = mark_duplicates(classify(parse(_raw(spark, lines), ds), ds, params), ds, None)
+    bronze = {r.event_id: r.object_topic for r in to_bronze(rows, ds, params).collect()}
+    assert bronze == {"e1": None, "e2": "fitness"}
+
+
+def test_quarantined_engagement_keeps_no_sensitive_topic_beside_the_key(spark, params):
+    ds = contract.ENGAGEMENT_EVENTS
+    line = _engagement(object_topic="sexual_orientation", surface="tiktok")
+    [q] = to_quarantine(classify(parse(_raw(spark, [line]), ds), ds, params), ds, params).collect()
+    assert q.reason == "unknown_enum:surface" and q.user_key
+    assert "sexual_orientation" not in q.raw_redacted and "[WITHHELD]" in q.raw_redacted
+
+
+@pytest.mark.parametrize("line,secrets", [
+    # parseable but rejected: re-encoded from its fields, escapes decoded before redaction
+    (_with(role="system", country="FR", text="num\u00e9ro:\n06 12 34 56 78"), ["alice", "06 12 34 56 78"]),
+    (_with(role="system", text="tel\t+33 6 12 34 56 78\nmail bob@example.org"),
+     ["alice", "+33 6 12 34 56 78", "bob@example.org"]),
+    # single quotes parse too (Spark allows them): the user_id is still replaced
+    ("{'message_id': 'm1', 'user_id': 'alice', 'role': 'bot', 'text': 'call 415 555 0132'}",
+     ["alice", "415 555 0132"]),
+    # cannot be parsed: only the shape is kept
+    ('{"message_id": "m1", "user_id": "alice", "text": "call 06 12 34 56 78', ["alice", "06 12 34 56 78", "m1"]),
+    ("{'message_id': 'm1', 'user_id': 'alice', 'text': 'unterminated", ["alice", "unterminated"]),
+    ('{message_id: m1, user_id: alice, text: "hi 0151 23456789"}', ["alice", "0151 23456789", "23456789"]),
+    ("user_id=alice;phone=+49 151 23456789", ["alice", "23456789"]),
+])
+def test_quarantine_keeps_no_raw_id_or_pii_whatever_the_lines_shape(spark, params, line, secrets):
+    ds = contract.CHAT_MESSAGES
+    [q] = to_quarantine(classify(parse(_raw(spark, [line]), ds), ds, params), ds, params).collect()
+    assert q.reason
+    assert [x for x in secrets if x in q.raw_redacted] == [], q.raw_redacted
+    assert q.user_key == hmac.new(KEY, b"alice", hashlib.sha256).hexdigest(), "erasure can still find it"
 
 
 def test_bronze_row_holds_user_key_and_redacted_text_never_the_raw_id(spark, params):
     ds = contract.CHAT_MESSAGES
     line = _with(text="call me on +33 6 12 34 56 78 or bob@example.org")
     rows = mark_duplicates(classify(parse(_raw(spark, [line]), ds), ds, params), ds, None)
-    bronze = to_bronze(rows, ds, DAY).collect()[0].asDict()
+    bronze = to_bronze(rows, ds, params).collect()[0].asDict()
     assert "user_id" not in bronze
     assert bronze["user_key"] == hmac.new(KEY, b"alice", hashlib.sha256).hexdigest()
     assert bronze["text"] == "call me on [PHONE] or [EMAIL]"
@@ -161,7 +223,7 @@ def test_quarantine_keeps_reason_but_not_the_raw_user_id_or_pii(spark, params):
     ds = contract.CHAT_MESSAGES
     line = _with(role="system", text="mail carol@example.org")
     rows = classify(parse(_raw(spark, [line, '{"user_id": "alice", "text": "broken']), ds), ds, params)
-    quarantined = to_quarantine(rows, ds, DAY).collect()
+    quarantined = to_quarantine(rows, ds, params).collect()
     assert {q.reason for q in quarantined} == {"unknown_enum:role", "malformed_json"}
     expected_key = hmac.new(KEY, b"alice", hashlib.sha256).hexdigest()
     for q in quarantined:

@@ -30,6 +30,9 @@ class Dataset:
     timestamp: str
     record_id: str | None = None
     conversation_id: str | None = None
+    # A person's legal request (erasure, ad preferences): applied whatever its timestamp; only a
+    # record that cannot be parsed or lacks what identifies the person is quarantined.
+    legal_request: bool = False
 
     @property
     def glob(self) -> str:
@@ -76,7 +79,7 @@ AD_PREFERENCES = Dataset(
         Field("user_id", "str"), Field("ai_chat_ads", "bool"),
         Field("personalized_ads", "bool", required=False), Field("updated_at", "timestamp"),
     ),
-    key=("user_key", "updated_at"), timestamp="updated_at",
+    key=("user_key", "updated_at"), timestamp="updated_at", legal_request=True,
 )
 ERASURE_REQUESTS = Dataset(
     "erasure_requests", "jsonl", False, tables.ERASURE_REQUESTS,
@@ -85,7 +88,7 @@ ERASURE_REQUESTS = Dataset(
         Field("scope", "enum", values=ERASURE_SCOPES), Field("target_id", "str", required=False),
         Field("requested_at", "timestamp"),
     ),
-    key=("request_id",), timestamp="requested_at", record_id="request_id",
+    key=("request_id",), timestamp="requested_at", record_id="request_id", legal_request=True,
 )
 
 # Erasure requests first: the night's requests are tombstones for the other datasets.

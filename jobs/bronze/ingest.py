@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window, functions as F, types as T
+from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F, types as T
 
 from jobs.bronze.contract import DATASETS, Dataset
 from jobs.config import Config
@@ -50,6 +50,8 @@ class IngestParams:
     iso_countries: frozenset[str]
     topic_ids: frozenset[str]
     key: bytes
+    # Art. 9 categories: an engagement event keeps no such topic (SPEC section 5).
+    sensitive_topic_ids: frozenset[str] = frozenset()
 
     def __post_init__(self):
         # PySpark reads a naive datetime literal in the Python process's local zone: results would
@@ -132,15 +134,18 @@ def classify(parsed: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
         checks.append((p("scope").isin("message", "conversation") & _blank(p("target_id")),
                        F.lit("missing_field:target_id")))
     ts = F.try_to_timestamp(p(ds.timestamp))
-    checks += [
-        (ts.isNull(), F.lit(f"invalid_timestamp:{ds.timestamp}")),
-        (ts > F.lit(params.as_of), F.lit("future_timestamp")),
-        ((ts < F.lit(params.window_start)) | (ts >= F.lit(params.window_end)), F.lit("timestamp_outside_window")),
-    ]
+    checks.append((ts.isNull(), F.lit(f"invalid_timestamp:{ds.timestamp}")))
+    if not ds.legal_request:  # a person's request is applied whatever its timestamp (SPEC section 3)
+        checks += [
+            (ts > F.lit(params.as_of), F.lit("future_timestamp")),
+            ((ts < F.lit(params.window_start)) | (ts >= F.lit(params.window_end)), F.lit("timestamp_outside_window")),
+        ]
     reason = F.lit(None).cast("string")
     for condition, label in reversed(checks):
         reason = F.when(condition, label).otherwise(reason)
-    user_id = F.coalesce(p("user_id"), F.regexp_extract("value", r'"user_id"\s*:\s*"?([^",}]+)', 1))
+    # From a line that cannot be parsed too (single-quoted, unquoted, unterminated): its key lets an
+    # erasure find the quarantined row.
+    user_id = F.coalesce(p("user_id"), F.regexp_extract("value", USER_ID_IN_RAW, 1))
     return parsed.select(
         "*",
         reason.alias("reason"),
@@ -195,7 +200,7 @@ def _known_requests(spark, cfg: Config):
     return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
 
 
-def _field(ds: Dataset, name: str):
+def _field(ds: Dataset, name: str, sensitive: frozenset[str] = frozenset()):
     value = F.col("p").getField(name)
     kind = next(f.kind for f in ds.fields if f.name == name)
     if kind == "timestamp":
@@ -205,33 +210,65 @@ def _field(ds: Dataset, name: str):
     if kind == "bool":
         return (F.lower(value) == "true").alias(name)
     if kind == "text":
-        return redact_pii(value).alias(name)
+        return redact_pii(value, F.col("p").getField("country")).alias(name)
+    if kind == "topic" and sensitive:
+        return F.when(_blank(value) | value.isin(*sorted(sensitive)), None).otherwise(value).alias(name)
     return F.when(_blank(value), None).otherwise(value).alias(name)
 
 
-def to_bronze(accepted: DataFrame, ds: Dataset, logical_date: dt.date) -> DataFrame:
-    """The bronze row: contract fields typed, text redacted, user_id replaced by user_key."""
-    cols = []
-    for name in ds.field_names:
-        cols.append(F.col("user_key") if name == "user_id" else _field(ds, name))
+def to_bronze(accepted: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
+    """The bronze row: contract fields typed, text redacted, user_id replaced by user_key, a
+    sensitive object_topic withheld."""
+    cols = [F.col("user_key") if name == "user_id" else _field(ds, name, params.sensitive_topic_ids)
+            for name in ds.field_names]
     extra = []
     if ds.name == "chat_messages":
-        locale = F.col("p").getField("locale")
-        extra = [
-            F.lower(F.split(locale, "[-_]").getItem(0)).alias("language"),
-            pii_kinds(F.col("p").getField("text"), redact_pii(F.col("p").getField("text"))).alias("pii_redacted"),
-        ]
-    return accepted.select(*cols, *extra, "source_file", F.lit(logical_date).alias("ingest_date"))
+        extra = [F.lower(F.split(F.col("p").getField("locale"), "[-_]").getItem(0)).alias("language"),
+                 F.col("p").getField("text").alias("_original")]
+    rows = accepted.select(*cols, *extra, "source_file", F.lit(params.logical_date).alias("ingest_date"))
+    if ds.name != "chat_messages":
+        return rows
+    return rows.select(*[c for c in rows.columns if c not in ("_original", "source_file", "ingest_date")],
+                       pii_kinds(F.col("_original"), F.col("text")).alias("pii_redacted"),
+                       "source_file", "ingest_date")
 
 
-def to_quarantine(rejected: DataFrame, ds: Dataset, logical_date: dt.date) -> DataFrame:
-    """Quarantine rows keep the reason and a redacted copy of the record: the raw user_id is
-    replaced by a placeholder (user_key kept beside it for erasure) and PII redacted."""
-    raw = F.regexp_replace("value", r'("user_id"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9]+)', '$1"[USER_ID]"')
+# A field name and its value, however the line quotes them ("...", '...', or not at all).
+USER_ID_IN_RAW = r"""["']?user_id["']?\s*[:=]\s*["']?([^"',;}\s]+)"""
+WITHHELD = "[WITHHELD]"
+
+
+def raw_record(ds: Dataset, params: IngestParams) -> Column:
+    """What quarantine keeps of a rejected line, safe beside a user key.
+
+    A line that parses is re-encoded from its contract fields: user_id replaced by a placeholder,
+    every value PII-redacted (escapes such as \\n are decoded first, so `\\n06 12 ...` is
+    seen as a number) and a sensitive topic withheld. A line that cannot be parsed keeps only its
+    shape: field names and punctuation, with every other run of letters and digits masked, so no
+    id, name or number in it survives, whatever its quoting."""
+    p = F.col("p")
+    country = p.getField("country") if "country" in ds.field_names else None
+    fields = []
+    for f in ds.fields:
+        value = p.getField(f.name)
+        if f.name == "user_id":
+            value = F.when(value.isNotNull(), F.lit("[USER_ID]"))
+        elif f.kind == "topic":
+            value = F.when(value.isin(*sorted(params.sensitive_topic_ids)), F.lit(WITHHELD)).otherwise(value)
+        elif f.kind in ("text", "str"):
+            value = redact_pii(value, country)
+        fields.append(value.alias(f.name))
+    names = "|".join(sorted(ds.field_names, key=len, reverse=True))
+    shape = F.regexp_replace("value", rf"(?U)(?<![\w@.+-])(?!(?:{names})(?![\w@.+-]))[\w@.+-]+", "*")
+    return F.when(p.isNull() | p.getField("_corrupt").isNotNull(), shape).otherwise(F.to_json(F.struct(*fields)))
+
+
+def to_quarantine(rejected: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
+    """Quarantine rows keep the reason, ids for erasure, the user key and the safe `raw_record`."""
     return rejected.select(
-        F.lit(ds.name).alias("dataset"), F.lit(logical_date).alias("ingest_date"), "reason", "source_file",
+        F.lit(ds.name).alias("dataset"), F.lit(params.logical_date).alias("ingest_date"), "reason", "source_file",
         "user_key", _extracted(ds.record_id).alias("record_id"),
-        _extracted(ds.conversation_id).alias("conversation_id"), redact_pii(raw).alias("raw_redacted"),
+        _extracted(ds.conversation_id).alias("conversation_id"), raw_record(ds, params).alias("raw_redacted"),
     )
 
 
@@ -271,9 +308,9 @@ def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, run_id
         raise AudienceError(f"cannot read {folder}: {str(exc).splitlines()[0][:300]}") from exc
     counts.update({k: by_status.get(k, 0) for k in ("accepted", "quarantined", "duplicate", "erased")})
     counts["read"] = sum(by_status.values())
-    bronze = to_bronze(rows.where(F.col("status") == STATUS_ACCEPTED), ds, params.logical_date)
+    bronze = to_bronze(rows.where(F.col("status") == STATUS_ACCEPTED), ds, params)
     replace_partition(bronze, ds.table, cfg.warehouse, {"ingest_date": params.logical_date})
-    quarantine = to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params.logical_date)
+    quarantine = to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params)
     replace_partition(quarantine, QUARANTINE, cfg.warehouse,
                       {"dataset": ds.name, "ingest_date": params.logical_date})
     rows.unpersist()
