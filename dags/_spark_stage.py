@@ -10,8 +10,10 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
 JARS = ",".join(sorted(str(p) for p in (REPO / "jars").glob("delta-*.jar")))
+# The profile every task runs: it refuses the development pseudonymization key (conf/pipeline.yaml).
+PROFILE = "airflow"
 # Roots from the worker's environment, passed to the jobs as command-line options.
-ROOTS = [arg for key, flag in (("AUDIENCE_LANDING", "--landing"), ("AUDIENCE_WAREHOUSE", "--warehouse"),
+ROOTS = ["--profile", PROFILE] + [arg for key, flag in (("AUDIENCE_LANDING", "--landing"), ("AUDIENCE_WAREHOUSE", "--warehouse"),
                                ("AUDIENCE_CONF", "--conf")) if os.environ.get(key)
          for arg in (flag, os.environ[key])]
 SUBMIT = {

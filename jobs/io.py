@@ -20,6 +20,12 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hpath))
 
 
+def glob_paths(spark: SparkSession, pattern: str) -> list[str]:
+    """Paths matching a Hadoop glob (local or object storage alike), sorted."""
+    fs, hpath = _fs_path(spark, pattern)
+    return sorted(str(status.getPath().toString()) for status in (fs.globStatus(hpath) or []))
+
+
 def delta_exists(spark: SparkSession, path: str) -> bool:
     return path_exists(spark, f"{path}/_delta_log")
 

@@ -10,7 +10,6 @@ stay on (only the test profile turns it off). Time travel to a purged version th
 from __future__ import annotations
 
 import datetime as dt
-import math
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
@@ -25,14 +24,15 @@ LARGE_TABLES = (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS, t.CHAT_TOPICS, t.DAILY_SIG
 
 
 def expire_text(spark, cfg: Config, today: dt.date) -> int:
-    """Null chat text and search text in bronze older than chat_text_retention_days."""
+    """Null chat text and search text in bronze once it has been kept chat_text_retention_days
+    (ingested on day X: kept X .. X+N-1, removed on X+N)."""
     cutoff = today - dt.timedelta(days=cfg.retention["chat_text_retention_days"])
     changed = 0
     for table, column in ((t.CHAT_MESSAGES, "text"), (t.ENGAGEMENT_EVENTS, "query_text")):
         path = table.path(cfg.warehouse)
         if not delta_exists(spark, path):
             continue
-        condition = (F.col("ingest_date") < F.lit(cutoff)) & F.col(column).isNotNull()
+        condition = (F.col("ingest_date") <= F.lit(cutoff)) & F.col(column).isNotNull()
         changed += spark.read.format("delta").load(path).where(condition).count()
         DeltaTable.forPath(spark, path).update(condition, {column: F.lit(None).cast("string")})
     return changed
@@ -43,7 +43,7 @@ def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
     path = t.QUARANTINE.path(cfg.warehouse)
     if not delta_exists(spark, path):
         return 0
-    condition = F.col("ingest_date") < F.lit(cutoff)
+    condition = F.col("ingest_date") <= F.lit(cutoff)
     removed = spark.read.format("delta").load(path).where(condition).count()
     DeltaTable.forPath(spark, path).delete(condition)
     return removed
@@ -66,13 +66,13 @@ def purge(spark, cfg: Config, table: t.Table) -> None:
     DeltaTable.forPath(spark, path).vacuum(hours)
 
 
-def mark_purged(spark, cfg: Config, today: dt.date) -> int:
-    """Erasures applied at least the VACUUM window ago are physically gone after this pass."""
+def mark_purged(spark, cfg: Config, today: dt.date, vacuumed_before: dt.datetime) -> int:
+    """Erasures whose deletes were committed before this pass's VACUUM cut-off (its start minus
+    vacuum_retention_hours) are physically gone after it: their files were old enough to go."""
     path = t.ERASURE_LOG.path(cfg.warehouse)
     if not delta_exists(spark, path):
         return 0
-    applied_before = today - dt.timedelta(days=math.ceil(cfg.retention["vacuum_retention_hours"] / 24))
-    condition = F.col("purged_on").isNull() & (F.col("received_date") <= F.lit(applied_before))
+    condition = F.col("purged_on").isNull() & (F.col("applied_at") < F.lit(vacuumed_before))
     count = spark.read.format("delta").load(path).where(condition).count()
     DeltaTable.forPath(spark, path).update(condition, {"purged_on": F.lit(today)})
     return count
@@ -91,13 +91,14 @@ def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> l
         if delta_exists(spark, path):
             with progress.stage(f"optimize {table.qualified}"):
                 DeltaTable.forPath(spark, path).optimize().executeCompaction()
+    hours = cfg.retention["vacuum_retention_hours"]
+    vacuumed_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
     for table in t.ALL_TABLES:
         if delta_exists(spark, table.path(cfg.warehouse)):
             with progress.stage(f"purge {table.qualified}"):
                 purge(spark, cfg, table)
-    hours = cfg.retention["vacuum_retention_hours"]
     report.append({"step": f"deletion vectors purged, VACUUM {hours} h", "rows": None})
     with progress.stage("erasure log: purge dates") as step:
-        step.rows = mark_purged(spark, cfg, today)
+        step.rows = mark_purged(spark, cfg, today, vacuumed_before)
     report.append({"step": "erasure requests marked purged", "rows": step.rows})
     return report

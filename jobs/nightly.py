@@ -2,14 +2,16 @@
 
 Each stage reads what earlier stages wrote and replaces exactly its own partitions, so any stage
 can be re-run alone (Airflow retries) and a re-run of a date yields the same tables.
-Publication: members are written first; the catalog row commit of the date is the publication
-point. Consumers read `gold.audience_segments` at the catalog's latest snapshot_date, so they see
-yesterday's complete snapshot until today's catalog commit lands, never a mix.
+Publication: members are appended under a new publication id first; the catalog commit of the date
+is the publication point. Consumers join members to the catalog's latest snapshot on
+`publication_id`, so they see the previous complete publication until the catalog commit lands,
+never a mix, also when a date is published again (see `publish`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -38,12 +40,13 @@ PREFS_SCHEMA = "user_key string, ai_chat_ads boolean, personalized_ads boolean, 
 
 
 def stage_privacy(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
-    """User state as of D, then the night's erasure requests applied everywhere."""
+    """The night's erasure requests applied everywhere, then user state as of D from what remains
+    (built after the erasures, so an erased account never reaches tonight's state)."""
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
+    applied = apply_erasures(spark, cfg, d, run_id)
     state = build_user_state(_read(spark, t.USER_PROFILES, PROFILE_SCHEMA), _read(spark, t.AD_PREFERENCES, PREFS_SCHEMA),
                              region_frame(spark, cfg), cfg.default_region, d)
     replace_partition(state, t.USER_STATE, cfg.warehouse, {"state_date": d})
-    applied = apply_erasures(spark, cfg, d, run_id)
     return {"users": _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d)).count(),
             "erasures": len(applied), "rows_removed": sum(a["rows_removed"] for a in applied)}
 
@@ -60,16 +63,8 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     chat_rows, suppressed = sig.chat_topics(
         turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"), tags,
         region_frame(spark, cfg), policies, cfg.default_region, opted_out)
-    chat_rows = chat_rows.cache()
+    chat_rows = suppress_sensitive_conversations(spark, cfg, d, chat_rows, suppressed).cache()
     replace_partition(chat_rows, t.CHAT_TOPICS, cfg.warehouse, {"signal_date": d})
-    # A conversation that turns sensitive tonight also loses the signals it gave on earlier nights.
-    earliest = d - dt.timedelta(days=cfg.duplicate_lookback_days)
-    (DeltaTable.forPath(spark, t.CHAT_TOPICS.path(cfg.warehouse)).alias("t")
-     .merge(suppressed.alias("s"), f"t.conversation_id = s.conversation_id AND t.signal_date >= '{earliest}'"
-                                   f" AND t.signal_date < '{d}'")
-     .whenMatchedDelete().execute())
-    for offset in range(1, cfg.duplicate_lookback_days + 1):
-        rebuild_chat_daily(spark, cfg, d - dt.timedelta(days=offset))
     events = _read(spark, t.ENGAGEMENT_EVENTS).where(day)
     query_tags = sig.tag_frame(cfg, vocab, events.where(F.col("query_text").isNotNull()),
                                "event_id", "query_text", None)
@@ -80,6 +75,33 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     rows = _read(spark, t.DAILY_SIGNALS).where(F.col("signal_date") == F.lit(d)).count()
     chat_rows.unpersist()
     return {"daily_signals": rows}
+
+
+def suppress_sensitive_conversations(spark, cfg: Config, d: dt.date, chat_rows, flagged_tonight):
+    """A conversation with a sensitive user turn on any night yields no signals from any turn.
+
+    Tonight's flagged conversations replace the date's partition of silver.sensitive_conversations;
+    tonight's rows lose every conversation flagged on any date (earlier or, in an out-of-order
+    backfill, later), and other dates' chat topics lose the conversations flagged tonight, with
+    their daily aggregates rebuilt. So the rule holds whatever order dates are run or re-run in.
+    Returns tonight's chat topic rows."""
+    flags = flagged_tonight.select("conversation_id", F.lit(d).alias("flagged_date"))
+    replace_partition(flags, t.SENSITIVE_CONVERSATIONS, cfg.warehouse, {"flagged_date": d})
+    every_flag = _read(spark, t.SENSITIVE_CONVERSATIONS).select("conversation_id").distinct()
+    topics_path = t.CHAT_TOPICS.path(cfg.warehouse)
+    if delta_exists(spark, topics_path):
+        tonight = _read(spark, t.SENSITIVE_CONVERSATIONS).where(F.col("flagged_date") == F.lit(d))
+        others = spark.read.format("delta").load(topics_path).where(F.col("signal_date") != F.lit(d))
+        # a handful of dates at most (a conversation spans a few nights)
+        dates = [r.signal_date for r in others.join(tonight, on="conversation_id", how="left_semi")
+                 .select("signal_date").distinct().collect()]
+        if dates:
+            (DeltaTable.forPath(spark, topics_path).alias("t")
+             .merge(tonight.alias("s"), f"t.conversation_id = s.conversation_id AND t.signal_date != '{d}'")
+             .whenMatchedDelete().execute())
+            for signal_date in sorted(dates):
+                rebuild_chat_daily(spark, cfg, signal_date)
+    return chat_rows.join(every_flag, on="conversation_id", how="left_anti")
 
 
 def stage_interests(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
@@ -146,13 +168,24 @@ def require_staged(spark, cfg: Config, d: dt.date):
     return catalog
 
 
-def publish(spark, cfg: Config, d: dt.date) -> list[dict]:
-    """Publication of a date: the staged members in one commit, then the catalog in one commit.
-    The catalog commit is the publication point consumers follow."""
+def publish(spark, cfg: Config, d: dt.date, run_id: str) -> list[dict]:
+    """Publication of a date, first or repeated, atomic for readers who follow the catalog (the
+    README's query joins members to the catalog on `publication_id`):
+    1. the staged members are appended under a new publication id, which no catalog row names yet;
+    2. the catalog commit of the date switches readers to that publication (the publication point);
+    3. the date's member rows of any other publication are deleted.
+    A run that dies between 1 and 2 leaves the previous publication visible and complete; the rows
+    it appended are removed by step 3 of the next publication of the date."""
+    publication = f"{run_id}/{uuid.uuid4().hex[:8]}"
     day = F.col("snapshot_date") == F.lit(d)
     catalog = require_staged(spark, cfg, d)
-    replace_partition(_read(spark, t.SEGMENTS_STAGING).where(day), t.AUDIENCE_SEGMENTS, cfg.warehouse,
-                      {"snapshot_date": d})
-    replace_partition(catalog, t.SEGMENT_CATALOG, cfg.warehouse, {"snapshot_date": d})
+    members = _read(spark, t.SEGMENTS_STAGING).where(day).select("*", F.lit(publication).alias(seg.PUBLICATION))
+    (members.write.format("delta").mode("append").option("mergeSchema", "true")
+     .partitionBy(*t.AUDIENCE_SEGMENTS.partition_by).save(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)))
+    _fault_point("publish")
+    replace_partition(catalog.select("*", F.lit(publication).alias(seg.PUBLICATION)), t.SEGMENT_CATALOG,
+                      cfg.warehouse, {"snapshot_date": d})
+    DeltaTable.forPath(spark, t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).delete(
+        day & (F.col(seg.PUBLICATION) != F.lit(publication)))
     return [r.asDict() for r in _read(spark, t.SEGMENT_CATALOG).where(day & (F.col("member_count") > 0))
             .orderBy("region", F.col("member_count").desc()).collect()]

@@ -41,7 +41,7 @@ def _work(spark, cfg: Config, stage: str, logical_date: dt.date, progress: Progr
                                         regions)
         step.rows = result["published_members"]
     elif stage == "publish":
-        result = nightly.publish(spark, cfg, logical_date)
+        result = nightly.publish(spark, cfg, logical_date, run_id)
         step.rows = sum(r["member_count"] for r in result if r["status"] == "published")
     else:
         result = {"privacy": nightly.stage_privacy, "signals": nightly.stage_signals,

@@ -1,14 +1,22 @@
 """Privacy requests, applied every night before signals are built.
 
-Erasure scopes: `message` (message_id), `conversation` (conversation_id), `all_chats` (the user's
-chat data) and `account` (everything of the user). The night's requests delete from every table
-holding the user's data; any known request also works as a tombstone at ingest, so data arriving
-later for an erased message, conversation or user is dropped (and counted as `erased`).
-Past gold snapshots lose the user's rows for any scope: they may derive from the erased data.
+Erasure scopes, each written once here and applied to every table by its personal-data declaration
+(jobs/tables.py):
+- `account`: every row keyed by the user, in every table (the request record itself excepted);
+- `all_chats`: the user's chat rows (a table's `chat_rows`), and the user's rows in derived tables;
+- `message` / `conversation`: rows holding the target id *and* the requesting user's key (a user
+  erases only their own chats), the user's rows in derived tables, and the chat part of the daily
+  aggregates of the dates those rows fed (rebuilt);
+- tables without a user key (sensitive conversations) lose the conversations the user owns.
+Derived tables (interests, segments) lose the user's rows in every snapshot, past and present:
+each may derive from the erased data; the night's snapshot is rebuilt from cleaned data.
+Any known request also works as a tombstone at ingest (`tombstone_filter`), so data arriving
+later for an erased message, conversation or account is dropped (and counted as `erased`).
 """
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, functions as F
@@ -17,47 +25,64 @@ from jobs import tables as t
 from jobs.config import Config
 from jobs.io import delta_exists, replace_partition
 
-# table -> [(column, scopes matched on it)]; dataset filter for quarantine chat-only scopes.
-CHAT_SCOPES = ("all_chats", "account")
-MATCHES = {
-    t.CHAT_MESSAGES: [("message_id", ("message",)), ("conversation_id", ("conversation",)), ("user_key", CHAT_SCOPES)],
-    t.ENGAGEMENT_EVENTS: [("user_key", ("account",))],
-    t.USER_PROFILES: [("user_key", ("account",))],
-    t.AD_PREFERENCES: [("user_key", ("account",))],
-    t.QUARANTINE: [("record_id", ("message",)), ("conversation_id", ("conversation",)), ("user_key", ("account",))],
-    t.CHAT_TOPICS: [("message_id", ("message",)), ("conversation_id", ("conversation",)), ("user_key", CHAT_SCOPES)],
-    t.DAILY_SIGNALS: [("user_key", ("account",))],
-    t.USER_INTERESTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
-    t.AUDIENCE_SEGMENTS: [("user_key", ("message", "conversation", "all_chats", "account"))],
-    t.SEGMENTS_STAGING: [("user_key", ("message", "conversation", "all_chats", "account"))],
-}
-# Tonight's snapshot of these is rebuilt after this stage from cleaned silver: only past ones are purged.
-REBUILT_TONIGHT = {t.USER_INTERESTS: "snapshot_date", t.AUDIENCE_SEGMENTS: "snapshot_date",
-                   t.SEGMENTS_STAGING: "snapshot_date"}
+SCOPES = ("message", "conversation", "all_chats", "account")
+CHAT_SCOPES = ("all_chats", "account")  # scopes that cover every chat row of the user
+ID_SCOPES = {"message": "message_id", "conversation": "conversation_id"}
+OWNED, REQUESTS = "owned_conversations", "requests"
+LOG_SCHEMA = ("request_id string, user_key string, scope string, target_id string, received_date date, "
+              "applied_run string, applied_at timestamp, rows_removed map<string,long>, purged_on date")
 
 
-def targets(requests: DataFrame) -> DataFrame:
-    """request_id, scope, value: what each request matches (ids, or the user_key)."""
-    return requests.select("request_id", "scope", F.when(F.col("scope").isin("message", "conversation"),
-                                                          F.col("target_id")).otherwise(F.col("user_key"))
-                           .alias("value"))
+@dataclass(frozen=True)
+class Clause:
+    """Rows of a table (alias t) that requests (alias s) of `scopes` erase: equalities plus a filter."""
+    scopes: tuple[str, ...]
+    pairs: tuple[tuple[str, str], ...]  # (table column, request column) that must be equal
+    rows: str | None = None             # extra condition on the table's rows
+    source: str = REQUESTS              # requests, or the conversations each request's user owns
+
+    def condition(self) -> str:
+        parts = [f"t.`{a}` = s.`{b}`" for a, b in self.pairs]
+        parts.append("s.scope IN (" + ", ".join(f"'{x}'" for x in self.scopes) + ")")
+        if self.rows and self.rows != t.ALL_ROWS:
+            parts.append(f"({self.rows})")
+        return " AND ".join(parts)
+
+
+def clauses(table: t.Table) -> list[Clause]:
+    """What each scope erases in `table`, from its declaration (the only place scopes get meaning)."""
+    if table.erasure_record:
+        return []
+    key = table.user_key
+    if key is None:
+        return [Clause(SCOPES, ((table.conversation_id, "conversation_id"),), source=OWNED)] \
+            if table.conversation_id else []
+    if table.derived:
+        return [Clause(SCOPES, ((key, "user_key"),))]
+    found = [Clause(("account",), ((key, "user_key"),))]
+    if table.chat_rows:
+        found.append(Clause(("all_chats",), ((key, "user_key"),), table.chat_rows))
+        for scope, attribute in ID_SCOPES.items():
+            column = getattr(table, attribute)
+            if column:
+                found.append(Clause((scope,), ((column, "target_id"), (key, "user_key")), table.chat_rows))
+    return found
 
 
 def tombstone_filter(frame: DataFrame, requests: DataFrame, id_col: str | None, conv_col: str | None,
                      chat_data: bool) -> DataFrame:
-    """Mark rows of `frame` that any known request erases: adds boolean `_erased`."""
-    tomb = targets(requests)
+    """Mark rows of `frame` (with `user_key`) that any known request erases: adds boolean `_erased`.
+    Message and conversation requests cover only the requesting user's rows."""
     marks = []
-    def mark(col, scopes, name):
-        keys = tomb.where(F.col("scope").isin(*scopes)).select(F.col("value").alias(col)).distinct()
-        return keys.select(col, F.lit(True).alias(name))
     out = frame
-    for col, scopes, name in (
-            (id_col, ("message",), "_e1"), (conv_col, ("conversation",), "_e2"),
-            ("user_key", CHAT_SCOPES if chat_data else ("account",), "_e3")):
+    for col, scopes, name, by_id in ((id_col, ("message",), "_e1", True), (conv_col, ("conversation",), "_e2", True),
+                                     ("user_key", CHAT_SCOPES if chat_data else ("account",), "_e3", False)):
         if col is None:
             continue
-        out = out.join(F.broadcast(mark(col, scopes, name)), on=col, how="left")
+        wanted = requests.where(F.col("scope").isin(*scopes) & F.col("user_key").isNotNull())
+        keys = (wanted.select(F.col("target_id").alias(col), "user_key") if by_id else wanted.select("user_key"))
+        keys = keys.where(F.col(col).isNotNull()).distinct().select("*", F.lit(True).alias(name))
+        out = out.join(F.broadcast(keys), on=[col, "user_key"] if by_id else ["user_key"], how="left")
         marks.append(name)
     erased = F.lit(False)
     for name in marks:
@@ -77,74 +102,83 @@ def rebuild_chat_daily(spark, cfg: Config, signal_date: dt.date) -> None:
     replace_partition(daily, t.DAILY_SIGNALS, cfg.warehouse, {"signal_date": signal_date, "source": "chat"})
 
 
+def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
+    """request_id, conversation_id: the conversations each request covers that belong to its user
+    (found in the keyed chat tables, before anything is deleted), materialized."""
+    found = []
+    for table in t.ALL_TABLES:
+        if not (table.user_key and table.conversation_id and table.chat_rows) or table.erasure_record:
+            continue
+        if not delta_exists(spark, table.path(cfg.warehouse)):
+            continue
+        frame = spark.read.format("delta").load(table.path(cfg.warehouse)).alias("t")
+        cond = ("t.user_key = s.user_key AND (s.scope IN ('all_chats', 'account') OR "
+                "(s.scope = 'conversation' AND t.conversation_id = s.target_id))")
+        if table.chat_rows != t.ALL_ROWS:
+            cond += f" AND ({table.chat_rows})"
+        found.append(frame.join(F.broadcast(requests.alias("s")), F.expr(cond), "inner")
+                     .select("s.request_id", "t.conversation_id"))
+    if not found:
+        return spark.createDataFrame([], "request_id string, conversation_id string")
+    union = found[0]
+    for frame in found[1:]:
+        union = union.unionByName(frame)
+    return union.where(F.col("conversation_id").isNotNull()).distinct().localCheckpoint(eager=True)
+
+
 def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> list[dict]:
-    """Delete what the night's requests target from every table; log each request."""
+    """Delete what the night's requests cover from every table holding personal data; log each."""
     req_path = t.ERASURE_REQUESTS.path(cfg.warehouse)
     if not delta_exists(spark, req_path):
         return []
-    requests = (spark.read.format("delta").load(req_path)
-                .where(F.col("ingest_date") == F.lit(logical_date)))
+    requests = (spark.read.format("delta").load(req_path).where(F.col("ingest_date") == F.lit(logical_date))
+                .select("request_id", "scope", "user_key", "target_id"))
     # The night's requests are few (a person's request each): collecting them is bounded.
-    tonight = targets(requests).collect()
+    tonight = requests.collect()
     if not tonight:
         return []
+    requests = spark.createDataFrame(tonight, requests.schema)
+    scopes = {r.scope for r in tonight}
+    sources = {REQUESTS: requests, OWNED: _owned_conversations(spark, cfg, requests).join(
+        requests, on="request_id", how="inner")}
     removed = {r.request_id: {} for r in tonight}
-    chat_dates = []
-    for table, matches in MATCHES.items():
+    chat_dates: set[dt.date] = set()
+    for table in t.ALL_TABLES:
         path = table.path(cfg.warehouse)
-        if not delta_exists(spark, path):
+        wanted = [c for c in clauses(table) if scopes & set(c.scopes)]
+        if not wanted or not delta_exists(spark, path):
             continue
-        frame = spark.read.format("delta").load(path)
-        if table in REBUILT_TONIGHT:
-            frame = frame.where(F.col(REBUILT_TONIGHT[table]) < F.lit(logical_date))
-        condition = F.lit(False)
-        deletes = []
-        for column, scopes in matches:
-            values = sorted({r.value for r in tonight if r.scope in scopes and r.value})
-            if not values:
-                continue
-            hit = F.col(column).isin(values)
-            extra = ""
-            if table is t.QUARANTINE and scopes == ("message",):
-                hit = hit & (F.col("dataset") == "chat_messages")
-                extra = " AND t.dataset = 'chat_messages'"
-            if table in REBUILT_TONIGHT:
-                extra += f" AND t.{REBUILT_TONIGHT[table]} < '{logical_date}'"
-            deletes.append((column, values, extra))
-            condition = condition | hit
-            per_request = (frame.where(hit).join(
-                F.broadcast(spark.createDataFrame([(r.request_id, r.value) for r in tonight if r.scope in scopes],
-                                                  f"request_id string, {column} string")),
-                on=column, how="inner").groupBy("request_id").count().collect())
-            for row in per_request:
-                removed[row.request_id][table.qualified] = removed[row.request_id].get(table.qualified, 0) + row["count"]
-        if table is t.CHAT_TOPICS:  # the chat part of those dates' daily aggregates is rebuilt below
-            chat_dates = [r.signal_date for r in frame.where(condition).select("signal_date").distinct().collect()]
-        # One MERGE against the ids, not DELETE ... IN (ids): the commit log keeps a DELETE's predicate
-        # with its literals, so the erased ids would outlive the rows in _delta_log.
-        if deletes:
-            ids = F.broadcast(spark.createDataFrame(
-                [(column, v) for column, values, _ in deletes for v in values], "id_column string, id string"))
-            match = " OR ".join(f"(s.id_column = '{column}' AND t.{column} = s.id{extra})"
-                                for column, _, extra in deletes)
-            DeltaTable.forPath(spark, path).alias("t").merge(ids.alias("s"), match).whenMatchedDelete().execute()
-    for signal_date in chat_dates:
+        for clause in wanted:
+            frame = spark.read.format("delta").load(path).alias("t")
+            hits = frame.join(F.broadcast(sources[clause.source].alias("s")), F.expr(clause.condition()), "inner")
+            for row in hits.groupBy("s.request_id").count().collect():  # one row per request
+                per_table = removed[row.request_id]
+                per_table[table.qualified] = per_table.get(table.qualified, 0) + row["count"]
+            if table is t.CHAT_TOPICS and set(clause.scopes) & set(ID_SCOPES):
+                # the chat part of those dates' daily aggregates is rebuilt below (few dates)
+                chat_dates |= {r.signal_date for r in hits.select("t.signal_date").distinct().collect()}
+            # A MERGE joined on columns, not DELETE ... IN (ids): the commit log keeps a DELETE's
+            # predicate with its literals, so the erased ids would outlive the rows in _delta_log.
+            (DeltaTable.forPath(spark, path).alias("t")
+             .merge(sources[clause.source].alias("s"), clause.condition()).whenMatchedDelete().execute())
+    for signal_date in sorted(chat_dates):
         rebuild_chat_daily(spark, cfg, signal_date)
-    log = [(r.request_id, r.scope, r.value if r.scope in ("message", "conversation") else None,
-            logical_date, run_id, removed[r.request_id]) for r in tonight]
-    frame = spark.createDataFrame(log, "request_id string, scope string, target_id string, received_date date, "
-                                       "applied_run string, rows_removed map<string,long>")
-    user_keys = requests.select("request_id", "user_key")
-    entries = (frame.join(user_keys, on="request_id", how="left")
-               .select("request_id", "user_key", "scope", "target_id", "received_date", "applied_run",
-                       "rows_removed", F.lit(None).cast("date").alias("purged_on")))
+    applied_at = dt.datetime.now(dt.timezone.utc)  # after every delete commit: maintenance's VACUUM clock
+    entries = spark.createDataFrame(
+        [(r.request_id, r.user_key, r.scope, r.target_id if r.scope in ID_SCOPES else None, logical_date, run_id,
+          applied_at, removed[r.request_id], None) for r in tonight], LOG_SCHEMA)
     log_path = t.ERASURE_LOG.path(cfg.warehouse)
     if not delta_exists(spark, log_path):
         replace_partition(entries, t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
-    else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it
+    else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it;
+        # if it removed anything, the purge clock restarts from its commits
+        removed_again = "aggregate(map_values(e.rows_removed), 0L, (acc, n) -> acc + n) > 0"
         (DeltaTable.forPath(spark, log_path).alias("l")
          .merge(entries.alias("e"), "l.request_id = e.request_id")
          .whenMatchedUpdate(set={"rows_removed": "map_zip_with(l.rows_removed, e.rows_removed, "
-                                                 "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))"})
+                                                 "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))",
+                                 "applied_at": f"CASE WHEN {removed_again} THEN e.applied_at ELSE l.applied_at END",
+                                 "purged_on": f"CASE WHEN {removed_again} THEN NULL ELSE l.purged_on END"})
          .whenNotMatchedInsertAll().execute())
-    return [{"request_id": r[0], "scope": r[1], "rows_removed": sum(r[5].values())} for r in log]
+    return [{"request_id": r.request_id, "scope": r.scope, "rows_removed": sum(removed[r.request_id].values())}
+            for r in tonight]

@@ -13,6 +13,7 @@ to="${BACKFILL_TO:-2025-12-18}"
 port="${BACKFILL_API_PORT:-8299}"  # 8793 is the scheduler's log server
 rm -rf "$root" && mkdir -p "$root"
 export AIRFLOW_HOME="$root/airflow_home" AUDIENCE_LANDING="$root/landing" AUDIENCE_WAREHOUSE="$root/warehouse"
+export AUDIENCE_PSEUDONYM_KEY="${AUDIENCE_PSEUDONYM_KEY:-backfill-check-key-$(hostname)}"  # tasks refuse the dev key
 export AIRFLOW__API__PORT="$port" AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$port/execution/"
 export AUDIENCE_RETRY_DELAY_SECONDS=10
 days=$(( ( $(date -u -d "$to" +%s) - $(date -u -d "$from" +%s) ) / 86400 + 1 ))
@@ -74,7 +75,7 @@ import sys
 from deltalake import DeltaTable
 def rows(wh, table):
     found = DeltaTable(f"{wh}/gold/{table}").to_pyarrow_table().to_pylist()
-    return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k not in ("run_id", "published_at")))
+    return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k not in ("run_id", "published_at", "publication_id")))
                   for r in found)
 same = True
 for table in ("audience_segments", "segment_catalog"):

@@ -9,6 +9,8 @@ start="${DEMO_START:-2025-12-16}"
 days="${DEMO_DAYS:-2}"
 messages="${DEMO_MESSAGES:-5000}"
 export AUDIENCE_LANDING="$repo/landing" AUDIENCE_WAREHOUSE="$repo/warehouse"
+# DAG tasks refuse the development key: the demo sets its own (a real deployment sets a secret).
+export AUDIENCE_PSEUDONYM_KEY="${AUDIENCE_PSEUDONYM_KEY:-demo-only-key-$(hostname)}"
 .venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" --messages "$messages"
 for n in $(seq 0 $((days - 1))); do
   day=$(date -u -d "$start + $n day" +%F)

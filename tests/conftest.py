@@ -4,6 +4,9 @@ import os
 import pytest
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# A real key for the whole suite, as Airflow tasks require; tests of the development-key fallback
+# unset it themselves.
+os.environ.setdefault("AUDIENCE_PSEUDONYM_KEY", "test-suite-pseudonym-key")
 
 
 @pytest.fixture(scope="session")

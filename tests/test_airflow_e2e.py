@@ -17,7 +17,7 @@ D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
 
 def _gold(spark, warehouse, table, day):
     frame = spark.read.format("delta").load(table.path(warehouse)).where(F.col("snapshot_date") == F.lit(day))
-    return sorted(map(tuple, frame.drop("run_id", "published_at").collect()), key=repr)
+    return sorted(map(tuple, frame.drop("run_id", "published_at", "publication_id").collect()), key=repr)
 
 
 @pytest.fixture(scope="module")

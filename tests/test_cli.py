@@ -76,3 +76,10 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path):
     assert sql.stdout.split()[-1] == accepted
     bad = _run(*roots, "sql", "SELECT nope FROM bronze.chat_messages", cwd=tmp_path)
     _assert_one_clear_line(bad, "query failed")
+    for statement in ("DELETE FROM gold.segment_catalog WHERE true", "UPDATE bronze.chat_messages SET text = 'x'",
+                      "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
+                      "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x"):
+        refused = _run(*roots, "sql", statement, cwd=tmp_path)
+        _assert_one_clear_line(refused, "read-only")
+    rows = _run(*roots, "sql", "SELECT count(*) AS n FROM gold.segment_catalog", cwd=tmp_path)
+    assert rows.returncode == 0 and int(rows.stdout.split()[-1]) > 0, "nothing was deleted"

@@ -75,6 +75,21 @@ def test_no_variable_access_at_module_level(path):
     assert "AUDIENCE_PSEUDONYM_KEY=" not in path.read_text()
 
 
+def test_every_task_runs_the_profile_that_refuses_the_development_key(tmp_path):
+    from jobs.config import load_config
+    from jobs.privacy import DEV_KEY, KEY_ENV
+    sys.path.insert(0, str(REPO_ROOT / "dags"))
+    from _spark_stage import ROOTS
+    assert ROOTS[:2] == ["--profile", "airflow"]
+    assert load_config(profile="airflow").profile.allow_dev_pseudonym_key is False
+    for key in ("", DEV_KEY):
+        env = {**os.environ, KEY_ENV: key, "AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "", "AUDIENCE_LOG_DIR": str(tmp_path)}
+        done = subprocess.run([sys.executable, str(REPO_ROOT / "jobs" / "entrypoint.py"), *ROOTS, "--landing",
+                               str(tmp_path), "--warehouse", str(tmp_path), "stage", "ingest", "--date", "2025-12-16"],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 2 and KEY_ENV in done.stderr, done.stderr[-1000:]
+
+
 def test_nightly_dag_has_one_task_per_stage(tmp_path):
     nightly = REPO_ROOT / "dags" / "audience_nightly.py"
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

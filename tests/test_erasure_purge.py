@@ -27,7 +27,9 @@ D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
 KEY = "ZQXJ-test-pseudonym-key-7f3a9c"
 MARKERS = ["ZQXJMARKER", "ZQXJACCOUNT", "ZQXJMESSAGE", "ZQXJALLCHATS", "ZQXJQUARANTINE", "ZQXJLATE"]
 ERASED_IDS = ["c-mk-1", "m-mk-1", "m-mk-2", "m-mk-4", "c-mk-2", "m-mk-3", "c-mk-4", "m-mk-5", "c-mk-5", "m-mk-6",
-              "m-mk-7", "m-mk-8", "c-mk-6"]
+              "m-mk-7", "m-mk-8", "c-mk-6", "m-mk-10", "c-mk-7"]
+# Users whose requests of any scope remove them from past snapshots of interests and segments.
+ERASING_USERS = ("u-mk-1", "u-mk-2", "u-mk-3")
 # The erasure request keeps these by design: it is the record that the erasure happened.
 REQUEST_RECORDS = ("privacy/erasure_log", "bronze/erasure_requests")
 
@@ -87,7 +89,17 @@ def world(tmp_path_factory):
         _chat("m-mk-5", "c-mk-4", "u-mk-3", "ZQXJALLCHATS best sourdough recipe please", D1, 13),
         # Quarantined (country not ISO): the raw row is kept redacted in quarantine until erased.
         _chat("m-mk-6", "c-mk-5", "u-mk-2", "ZQXJQUARANTINE my tennis racket broke", D1, 14, country="XX"),
+        _chat("m-mk-10", "c-mk-7", "u-mk-3", "ZQXJALLCHATS my bike chain broke again", D1, 15, country="XX"),
+        # Another user's message, which u-mk-3 asks to erase below: it is not theirs to erase.
+        _chat("m-mk-9", "c-mk-8", "u-mk-4", "ZQXJKEEP best hiking boots for the alps", D1, 16),
     ])
+    # Profiles and preferences, so the planted users reach user_state, interests and segments of D1.
+    _write(cfg.landing / "user_profiles" / f"date={D1}" / "part-99999.jsonl", [
+        {"user_id": u, "birth_year": 1980, "country": "DE", "updated_at": f"{D1}T01:00:00Z"}
+        for u in ("u-mk-1", "u-mk-2", "u-mk-3", "u-mk-4")])
+    _write(cfg.landing / "ad_preferences" / f"date={D1}" / "part-99999.jsonl", [
+        {"user_id": u, "ai_chat_ads": True, "personalized_ads": True, "updated_at": f"{D1}T01:00:00Z"}
+        for u in ("u-mk-1", "u-mk-2", "u-mk-3")])
     # Late deliveries arrive with the requests: one of the erased conversation, and one of the
     # erased account that would be quarantined (bad country). Both are dropped at ingest.
     _write(chat / f"date={D2}" / "part-99999.jsonl", [
@@ -102,14 +114,20 @@ def world(tmp_path_factory):
          "requested_at": f"{D2}T08:00:02Z"},
         {"request_id": "r-mk-chats", "user_id": "u-mk-3", "scope": "all_chats", "target_id": None,
          "requested_at": f"{D2}T08:00:03Z"},
+        {"request_id": "r-mk-foreign", "user_id": "u-mk-3", "scope": "message", "target_id": "m-mk-9",
+         "requested_at": f"{D2}T08:00:04Z"},
     ])
     env = {**os.environ, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
     roots = ["--conf", str(conf), "--landing", str(cfg.landing), "--warehouse", str(cfg.warehouse)]
-    _run([*roots, "backfill", "--start", str(D1), "--end", str(D2)], env, root)
+    _run([*roots, "run", "--date", str(D1)], env, root)
+    after_d1 = root / "after-d1"
+    shutil.copytree(cfg.warehouse, after_d1)
+    _run([*roots, "run", "--date", str(D2)], env, root)
     skipped = root / "skipped-maintenance"
     shutil.copytree(cfg.warehouse, skipped)
     _run([*roots, "maintain", "--date", str(D2)], env, root)
-    return {"cfg": cfg, "root": root, "env": env, "roots": roots, "skipped": skipped, "conf": conf}
+    return {"cfg": cfg, "root": root, "env": env, "roots": roots, "skipped": skipped, "conf": conf,
+            "after_d1": after_d1}
 
 
 def _files(warehouse):
@@ -142,6 +160,38 @@ def test_no_file_under_the_warehouse_holds_erased_text_ids_or_keys(world):
     assert _holding(world["cfg"].warehouse, needles) == {}
 
 
+def _rows(spark, table, warehouse, *columns):
+    # Spark, not delta-rs: these tables have deletion vectors on (delta-rs refuses them).
+    return spark.read.format("delta").load(table.path(warehouse)).select(*columns).collect()
+
+
+def test_planted_users_reached_state_quarantine_and_past_snapshots_before_the_erasure(spark, world):
+    """Without this the erasure tests below could pass on tables the planted users never reached."""
+    keys = {user_key(u) for u in ERASING_USERS}
+    for table in (t.USER_STATE, t.USER_INTERESTS, t.QUARANTINE):
+        assert keys & {r.user_key for r in _rows(spark, table, world["after_d1"], "user_key")}, table.qualified
+
+
+def test_erasing_users_leave_every_past_snapshot_of_derived_tables(spark, world):
+    keys = {user_key(u) for u in ERASING_USERS}
+    for table in (t.USER_INTERESTS, t.AUDIENCE_SEGMENTS, t.SEGMENTS_STAGING):
+        rows = _rows(spark, table, world["cfg"].warehouse, "user_key", "snapshot_date")
+        assert [r for r in rows if r.user_key in keys and r.snapshot_date < D2] == [], table.qualified
+
+
+def test_erased_account_leaves_user_state_every_partition_including_tonight(spark, world):
+    rows = _rows(spark, t.USER_STATE, world["cfg"].warehouse, "user_key", "state_date")
+    assert {r.state_date for r in rows} == {D1, D2}
+    assert [r for r in rows if r.user_key == user_key("u-mk-2")] == []
+    assert any(r.user_key == user_key("u-mk-1") for r in rows if r.state_date == D2), "others stay"
+
+
+def test_a_user_cannot_erase_another_users_message(spark, world):
+    chats = spark.read.format("delta").load(t.CHAT_MESSAGES.path(world["cfg"].warehouse))
+    kept = chats.where(F.col("message_id") == "m-mk-9").collect()
+    assert [(r.user_key, "ZQXJKEEP" in r.text) for r in kept] == [(user_key("u-mk-4"), True)]
+
+
 def test_late_rows_of_erased_data_are_dropped_at_ingest_quarantine_included_and_counted(spark, world):
     warehouse = world["cfg"].warehouse
     rec = spark.read.format("delta").load(t.INGEST_RECONCILIATION.path(warehouse)).where(
@@ -154,12 +204,15 @@ def test_late_rows_of_erased_data_are_dropped_at_ingest_quarantine_included_and_
 def test_erasure_log_has_every_request_with_rows_removed_and_purge_date(spark, world):
     log = {r.request_id: r for r in spark.read.format("delta").load(t.ERASURE_LOG.path(world["cfg"].warehouse))
            .where(F.col("request_id").startswith("r-mk-")).collect()}
-    assert set(log) == {"r-mk-conv", "r-mk-msg", "r-mk-acct", "r-mk-chats"}
+    assert set(log) == {"r-mk-conv", "r-mk-msg", "r-mk-acct", "r-mk-chats", "r-mk-foreign"}
     assert log["r-mk-conv"].rows_removed["bronze.chat_messages"] == 2
     assert log["r-mk-msg"].rows_removed["bronze.chat_messages"] == 1
     assert log["r-mk-acct"].rows_removed["bronze.chat_messages"] == 1
     assert log["r-mk-acct"].rows_removed["quarantine.rejected_rows"] == 1
     assert log["r-mk-acct"].user_key == user_key("u-mk-2")
+    assert log["r-mk-acct"].rows_removed["silver.user_state"] == 1  # D1's partition (D2's is built after)
+    assert log["r-mk-chats"].rows_removed["quarantine.rejected_rows"] == 1
+    assert "bronze.chat_messages" not in log["r-mk-foreign"].rows_removed
     assert {r.purged_on for r in log.values()} == {D2}
     assert {r.received_date for r in log.values()} == {D2}
 
@@ -178,14 +231,31 @@ def test_time_travel_to_a_version_that_held_erased_data_fails(spark, world):
             assert old().where(F.col("text").contains("ZQXJMARKER")).count() == 2
 
 
-def test_erasure_audit_passes_after_maintenance_and_fails_where_it_was_skipped(world):
+def test_erasure_audit_passes_after_maintenance_and_fails_where_it_was_skipped(spark, world):
+    requests = spark.read.format("delta").load(t.ERASURE_REQUESTS.path(world["cfg"].warehouse)).count()
+    assert requests > 5, "the generated requests and the five planted ones"
     ok = _run([*world["roots"], "erasure-audit", "--date", str(D2)], world["env"], world["root"])
-    assert "4 requests" in ok.stdout or "requests past their deadline" in ok.stdout
+    assert f"{D2}: {requests} requests past their deadline, nothing of them stored" in ok.stdout
     roots = [*world["roots"][:4], "--warehouse", str(world["skipped"])]
     failed = _run([*roots, "erasure-audit", "--date", str(D2)], world["env"], world["root"], check=False)
     assert failed.returncode != 0
     assert "files on disk" in failed.stdout and "bronze.chat_messages" in failed.stdout
     assert "Traceback" not in failed.stderr
+
+
+def test_erasure_audit_finds_erased_data_in_a_table_nobody_declared(spark, world, tmp_path):
+    """The audit does not reuse the erasure's table list: a copy of erased data in a table that is
+    declared nowhere, under a column of another name, is found by the scan of every string column."""
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(world["cfg"].warehouse, warehouse)
+    (spark.createDataFrame([(user_key("u-mk-2"), "x"), ("someone-else", "m-mk-4")], "who string, what string")
+     .write.format("delta").save(str(warehouse / "scratch" / "analyst_copy")))
+    roots = [*world["roots"][:4], "--warehouse", str(warehouse)]
+    failed = _run([*roots, "erasure-audit", "--date", str(D2)], world["env"], world["root"], check=False)
+    assert failed.returncode == 2, failed.stderr[-2000:]
+    flagged = [line for line in failed.stdout.splitlines() if "scratch.analyst_copy" in line]
+    assert any(" who " in f" {line} " and "account" in line for line in flagged), failed.stdout
+    assert any(" what " in f" {line} " and "message" in line for line in flagged), failed.stdout
 
 
 def test_pseudonym_key_is_in_no_output_log_or_event_log(world):
@@ -195,6 +265,6 @@ def test_pseudonym_key_is_in_no_output_log_or_event_log(world):
     events = list((world["root"] / "events").rglob("*"))
     assert any(p.is_file() for p in events), "Spark wrote event logs"
     places = [p for p in world["root"].rglob("*") if p.is_file() and "warehouse" not in p.parts
-              and "skipped-maintenance" not in p.parts and "landing" not in p.parts and "conf" not in p.parts]
+              and "skipped-maintenance" not in p.parts and "after-d1" not in p.parts and "landing" not in p.parts and "conf" not in p.parts]
     leaks = [str(p) for p in places if any(f in p.read_text(errors="ignore") for f in forms)]
     assert leaks == []

@@ -6,7 +6,6 @@ import hmac
 import json
 
 import pytest
-from pyspark.sql import functions as F
 
 from jobs.bronze import contract
 from jobs.bronze.ingest import IngestParams, classify, mark_duplicates, parse, to_bronze, to_quarantine

@@ -12,7 +12,7 @@ D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
 
 def _gold(spark, cfg, table, day):
     frame = spark.read.format("delta").load(table.path(cfg.warehouse)).where(F.col("snapshot_date") == F.lit(day))
-    return sorted(map(tuple, frame.drop("run_id", "published_at").collect()), key=repr)
+    return sorted(map(tuple, frame.drop("run_id", "published_at", "publication_id").collect()), key=repr)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +79,58 @@ def test_run_killed_before_publication_leaves_the_previous_snapshot_published(sp
         return original(frame, table, *args, **kwargs)
     monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
     with pytest.raises(RuntimeError):
-        nightly.publish(spark, cfg, d3)
+        nightly.publish(spark, cfg, d3, "killed-run")
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
     assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
     monkeypatch.setattr(nightly, "replace_partition", original)
-    nightly.publish(spark, cfg, d3)  # the retry completes the publication
+    nightly.publish(spark, cfg, d3, "killed-run")  # the retry completes the publication
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == d3
     assert catalog.where(F.col("snapshot_date") == F.lit(d3)).count() == len(cfg.regions) * 28
+
+
+def readme_audience_query(cfg) -> str:
+    """The README's query for the current audience, pointed at this warehouse's tables."""
+    from jobs import REPO_ROOT
+    readme = (REPO_ROOT / "README.md").read_text()
+    query = readme.split("<!-- current-audience -->")[1].split("```sql")[1].split("```")[0]
+    for table in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG):
+        query = query.replace(table.qualified, f"delta.`{table.path(cfg.warehouse)}`")
+    return query
+
+
+def test_republishing_a_date_switches_readers_from_one_complete_publication_to_the_next(
+        spark, nightly_runs, monkeypatch):
+    """A date published again (new run id, Airflow clear, backfill) and killed between its member
+    commit and its catalog commit: readers following the README see the previous publication,
+    whole; the retry switches them to the new one and leaves no rows of the dead attempt."""
+    cfg = nightly_runs["cfg"]
+    latest = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).agg(
+        F.max("snapshot_date")).first()[0]
+    read = lambda: sorted(map(tuple, spark.sql(readme_audience_query(cfg)).drop(  # noqa: E731
+        "publication_id").collect()), key=repr)
+    before = read()
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).where(
+        F.col("snapshot_date") == F.lit(latest))
+    assert before and len(before) == catalog.where("status = 'published'").agg(F.sum("member_count")).first()[0]
+    nightly.stage_segments(spark, cfg, latest, "republish-run", dt.datetime(2026, 1, 1, 3))
+    original = nightly.replace_partition
+    def die_on_catalog(frame, table, *args, **kwargs):
+        if table is t.SEGMENT_CATALOG:
+            raise RuntimeError("killed between the member commit and the catalog commit")
+        return original(frame, table, *args, **kwargs)
+    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
+    with pytest.raises(RuntimeError):
+        nightly.publish(spark, cfg, latest, "republish-run")
+    members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).where(
+        F.col("snapshot_date") == F.lit(latest))
+    assert members.count() == 2 * len(before), "the dead attempt's rows are stored, not visible"
+    assert read() == before
+    monkeypatch.setattr(nightly, "replace_partition", original)
+    nightly.publish(spark, cfg, latest, "republish-run")
+    assert read() == before, "same staged data, so the same audience"
+    assert members.count() == len(before), "only the visible publication's rows remain"
+    assert {r.publication_id for r in members.select("publication_id").distinct().collect()} == {
+        r.publication_id for r in spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(latest)).select("publication_id").distinct().collect()}

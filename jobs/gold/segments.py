@@ -8,6 +8,8 @@ from pyspark.sql import DataFrame, Window, functions as F
 
 CHAT, ENGAGEMENT = "chat", "engagement"
 PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY = "published", "suppressed_min_audience", "suppressed_policy"
+# Names the publication a member row and a catalog row belong to (jobs/nightly.py: publish).
+PUBLICATION = "publication_id"
 
 
 def interests(signals: DataFrame, state: DataFrame, policies: DataFrame, snapshot: dt.date) -> DataFrame:

@@ -1,0 +1,171 @@
+"""Privacy rules that span nights, on planted inline landing days run for real (Spark + Delta):
+a conversation that turns sensitive a night later, re-runs and out-of-order backfills, a late
+opt-out, a sensitive engagement topic, and a night re-run under another host time zone."""
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import tables as t
+
+pytestmark = pytest.mark.slow
+D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
+KEY = "nights-test-key"
+
+
+def _chat(mid, cid, uid, text, sent_at):
+    return {"message_id": mid, "conversation_id": cid, "user_id": uid, "role": "user", "text": text,
+            "locale": "fr-FR", "country": "FR", "surface": "whatsapp", "sent_at": sent_at}
+
+
+def _jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _events(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = ["event_id", "user_id", "event_type", "object_id", "object_topic", "query_text", "country", "surface"]
+    table = {n: [r.get(n) for r in rows] for n in names}
+    table["occurred_at"] = [dt.datetime.fromisoformat(r["occurred_at"]) for r in rows]
+    pq.write_table(pa.table(table), path)
+
+
+def plant(landing):
+    """Two days: u-eu's conversation c-turn talks about running on D1 and turns to health on D2."""
+    _jsonl(landing / "chat_messages" / f"date={D1}" / "part-0.jsonl", [
+        _chat("m1", "c-turn", "u-eu", "j'adore courir des marathons, quelles chaussures ?", "2025-12-16T10:00:00Z"),
+        _chat("m2", "c-ok", "u-eu", "une recette de pâtes pour ce soir ?", "2025-12-16T11:00:00Z"),
+        # inside the 6 h tolerance on both edges, and just outside it (quarantined)
+        _chat("m3", "c-edge", "u-eu", "un voyage à Lisbonne en train ?", "2025-12-15T18:00:00Z"),
+        _chat("m4", "c-edge", "u-eu", "un voyage à Lisbonne en avion ?", "2025-12-17T05:59:59Z"),
+        _chat("m5", "c-edge", "u-eu", "un voyage à Porto ?", "2025-12-15T17:59:59Z"),
+        _chat("m6", "c-late", "u-late", "le match de foot de ce soir ?", "2025-12-16T12:00:00Z"),
+    ])
+    _jsonl(landing / "chat_messages" / f"date={D2}" / "part-0.jsonl", [
+        _chat("m7", "c-turn", "u-eu", "mon médecin a changé mon traitement contre le diabète", "2025-12-17T09:00:00Z"),
+        _chat("m8", "c-ok2", "u-eu", "une recette de gâteau au chocolat ?", "2025-12-17T10:00:00Z"),
+    ])
+    for day in (D1, D2):
+        _events(landing / "engagement_events" / f"date={day}" / "part-0.parquet", [
+            {"event_id": f"e1-{day}", "user_id": "u-eu", "event_type": "like", "object_id": "o1",
+             "object_topic": "health", "country": "FR", "surface": "instagram",
+             "occurred_at": f"{day}T08:00:00+00:00"},
+            {"event_id": f"e2-{day}", "user_id": "u-eu", "event_type": "follow", "object_id": "o2",
+             "object_topic": "running", "country": "FR", "surface": "instagram",
+             "occurred_at": f"{day}T08:30:00+00:00"}])
+    _jsonl(landing / "user_profiles" / f"date={D1}" / "part-0.jsonl", [
+        {"user_id": u, "birth_year": 1980, "country": "FR", "updated_at": "2025-12-16T01:00:00Z"}
+        for u in ("u-eu", "u-late")])
+    # An opt-out that reaches the pipeline weeks after it was made: applied all the same.
+    _jsonl(landing / "ad_preferences" / f"date={D1}" / "part-0.jsonl", [
+        {"user_id": "u-late", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-02T09:00:00Z"}])
+
+
+def _stages(spark, cfg, day):
+    """The nightly stages up to signals, without gates (what these rules live in)."""
+    from jobs import nightly
+    from jobs.bronze.ingest import run_ingest
+    from jobs.pipeline import ingest_params
+    from jobs.progress import Progress
+    params = ingest_params(cfg, day, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    run_ingest(spark, cfg, params, f"run-{day}", Progress(quiet=True))
+    nightly.stage_privacy(spark, cfg, day, f"run-{day}")
+    nightly.stage_signals(spark, cfg, day, f"run-{day}")
+
+
+@pytest.fixture(scope="module")
+def nights(spark, tmp_path_factory, monkeypatch_module):
+    from jobs.config import load_config
+    monkeypatch_module.setenv("AUDIENCE_PSEUDONYM_KEY", KEY)
+    root = tmp_path_factory.mktemp("nights")
+    plant(root / "landing")
+    in_order = load_config(profile="test", landing=root / "landing", warehouse=root / "in-order")
+    _stages(spark, in_order, D1)
+    _stages(spark, in_order, D2)
+    _stages(spark, in_order, D1)  # a re-run of the earlier night
+    out_of_order = load_config(profile="test", landing=root / "landing", warehouse=root / "out-of-order")
+    _stages(spark, out_of_order, D2)
+    _stages(spark, out_of_order, D1)
+    return {"root": root, "in_order": in_order, "out_of_order": out_of_order}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def _read(spark, cfg, table):
+    return spark.read.format("delta").load(table.path(cfg.warehouse))
+
+
+@pytest.mark.parametrize("order", ["in_order", "out_of_order"])
+def test_a_conversation_that_turns_sensitive_later_yields_no_signal_on_any_night(spark, nights, order):
+    cfg = nights[order]
+    topics = _read(spark, cfg, t.CHAT_TOPICS)
+    assert topics.where(F.col("conversation_id") == "c-turn").count() == 0
+    # the other conversations of the same user still count, so the rule is not blind suppression
+    assert {r.conversation_id for r in topics.collect()} >= {"c-ok", "c-ok2"}
+    flagged = [(r.conversation_id, r.flagged_date) for r in _read(spark, cfg, t.SENSITIVE_CONVERSATIONS).collect()]
+    assert flagged == [("c-turn", D2)]
+
+
+def test_the_daily_chat_aggregate_of_the_earlier_night_loses_the_conversation(spark, nights):
+    cfg = nights["in_order"]
+    daily = _read(spark, cfg, t.DAILY_SIGNALS).where((F.col("signal_date") == F.lit(D1)) & (F.col("source") == "chat"))
+    assert "running" not in {r.topic for r in daily.collect()}
+    assert "cooking" in {r.topic for r in daily.collect()}
+
+
+def test_a_late_opt_out_is_applied_and_its_user_yields_no_chat_topics(spark, nights):
+    cfg = nights["in_order"]
+    state = _read(spark, cfg, t.USER_STATE).where(F.col("state_date") == F.lit(D1))
+    late = [r for r in state.collect() if r.ai_chat_ads is False]
+    assert len(late) == 1
+    assert _read(spark, cfg, t.CHAT_TOPICS).where(F.col("user_key") == late[0].user_key).count() == 0
+    assert _read(spark, cfg, t.QUARANTINE).where(F.col("dataset") == "ad_preferences").count() == 0
+
+
+def test_a_sensitive_engagement_topic_is_not_stored_beside_the_key(spark, nights):
+    cfg = nights["in_order"]
+    events = {r.event_id: r.object_topic for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).collect()}
+    assert events == {f"e1-{D1}": None, f"e2-{D1}": "running", f"e1-{D2}": None, f"e2-{D2}": "running"}
+
+
+def _tables(spark, warehouse):
+    """Every table's rows (minus run ids and wall-clock times)."""
+    out = {}
+    for table in t.ALL_TABLES:
+        if table is t.VALIDATION_RESULTS or not (warehouse / table.layer / table.name / "_delta_log").is_dir():
+            continue
+        frame = spark.read.format("delta").load(table.path(warehouse)).drop("run_id", "applied_run", "published_at", "publication_id")
+        out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
+    return out
+
+
+def test_a_night_run_under_another_host_time_zone_gives_the_same_tables(spark, nights):
+    root = nights["root"]
+    outputs = {}
+    for zone in ("UTC", "America/Los_Angeles"):
+        warehouse = root / f"tz-{zone.replace('/', '-')}"
+        env = {**os.environ, "TZ": zone, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
+        done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", "--landing", str(root / "landing"),
+                               "--warehouse", str(warehouse), "run", "--date", str(D1)],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[zone] = _tables(spark, warehouse)
+    utc, la = outputs["UTC"], outputs["America/Los_Angeles"]
+    assert set(utc) == set(la)
+    assert {name: rows for name, rows in la.items() if rows != utc[name]} == {}
+    # the planted edges landed where the rule puts them
+    ids = {r[0] for r in utc["bronze.chat_messages"]}
+    assert {"m3", "m4"} <= ids and "m5" not in ids
+    shutil.rmtree(root / "logs", ignore_errors=True)

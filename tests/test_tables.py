@@ -1,0 +1,53 @@
+"""Every table's personal-data declaration (jobs/tables.py) is complete, and erasure covers every
+scope that applies to each table from it."""
+from pathlib import Path
+
+import pytest
+
+from jobs import tables as t
+from jobs.privacy_requests import OWNED, SCOPES, clauses
+
+# Column names that hold personal data wherever they appear (a key, a chat id, text, a raw record).
+PERSONAL_NAMES = {"user_key", "message_id", "conversation_id", "record_id", "text", "query_text", "raw_redacted"}
+
+
+def applicable_scopes(table: t.Table) -> set[str]:
+    """The scopes that must reach a table, from SPEC section 7 and what the table declares."""
+    if table.erasure_record or not table.personal_columns:
+        return set()
+    if table.derived:
+        return set(SCOPES)  # every snapshot may derive from any erased chat
+    scopes = {"account"} if table.user_key else set()
+    if table.chat_rows:
+        scopes |= {"all_chats", "account"}
+        scopes |= {"message"} if table.message_id else set()
+        scopes |= {"conversation"} if table.conversation_id else set()
+    return scopes
+
+
+@pytest.mark.parametrize("table", t.ALL_TABLES, ids=lambda x: x.qualified)
+def test_every_table_holding_personal_data_is_covered_by_every_scope_that_applies(table):
+    covered = {scope for clause in clauses(table) for scope in clause.scopes}
+    assert applicable_scopes(table) <= covered, table.qualified
+    for clause in clauses(table):
+        columns = {a for a, _ in clause.pairs}
+        assert columns <= set(table.personal_columns), f"{table.qualified} erases by undeclared {columns}"
+        if clause.source == OWNED:
+            assert table.user_key is None, "keyed tables are matched on the key, not on owned ids"
+
+
+@pytest.mark.slow
+def test_every_written_table_is_declared_with_all_its_personal_columns(spark, two_nights):
+    """After two real nights: every Delta table under the warehouse has a home in jobs/tables.py,
+    and every column with a personal name is declared as such."""
+    warehouse = Path(two_nights["cfg"].warehouse)
+    declared = {(x.layer, x.name): x for x in t.ALL_TABLES}
+    on_disk = {(p.parent.parent.name, p.parent.name) for p in warehouse.glob("*/*/_delta_log")}
+    assert on_disk - set(declared) == set()
+    assert {("bronze", "chat_messages"), ("silver", "sensitive_conversations"), ("gold", "audience_segments")} <= on_disk
+    for key in sorted(on_disk):
+        table = declared[key]
+        columns = set(spark.read.format("delta").load(table.path(warehouse)).columns)
+        undeclared = (columns & PERSONAL_NAMES) - set(table.personal_columns)
+        assert undeclared == set(), f"{table.qualified}: {sorted(undeclared)}"
+        assert set(table.personal_columns) <= columns, f"{table.qualified} declares columns it lacks"
