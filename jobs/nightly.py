@@ -22,10 +22,10 @@ from jobs.config import Config
 from jobs.errors import AudienceError
 from jobs.gold import segments as seg
 from jobs.io import delta_exists, replace_partition
-from jobs.privacy_requests import apply_erasures, rebuild_chat_daily
+from jobs.privacy_requests import apply_erasures, rebuild_chat_daily, requested_after, withdraw_chat_signals
 from jobs.silver import signals as sig
 from jobs.silver.tagger import vocabulary_frame
-from jobs.silver.user_state import build_user_state, region_frame
+from jobs.silver.user_state import build_user_state, latest_per_user, region_frame
 
 
 def _read(spark, table, empty_schema=None):
@@ -47,15 +47,21 @@ def stage_privacy(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     state = build_user_state(_read(spark, t.USER_PROFILES, PROFILE_SCHEMA), _read(spark, t.AD_PREFERENCES, PREFS_SCHEMA),
                              region_frame(spark, cfg), cfg.default_region, d)
     replace_partition(state, t.USER_STATE, cfg.warehouse, {"state_date": d})
+    withdrawn = withdraw_chat_signals(spark, cfg, d)
     return {"users": _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d)).count(),
-            "erasures": len(applied), "rows_removed": sum(a["rows_removed"] for a in applied)}
+            "erasures": len(applied), "rows_removed": sum(a["rows_removed"] for a in applied),
+            "chat_opt_outs": withdrawn}
 
 
 def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
     vocab = vocabulary_frame(spark, cfg).cache()
     state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
-    opted_out = state.where(~F.col("ai_chat_ads")).select("user_key")
+    # Objecting on D, or now (the latest preference of all): a re-run of a date before someone's
+    # objection does not bring their chat signals back.
+    objecting_now = (latest_per_user(_read(spark, t.AD_PREFERENCES, PREFS_SCHEMA), dt.date.max)
+                     .where(~F.col("ai_chat_ads")).select("user_key"))
+    opted_out = state.where(~F.col("ai_chat_ads")).select("user_key").union(objecting_now).distinct()
     day = F.col("ingest_date") == F.lit(d)
     turns = _read(spark, t.CHAT_MESSAGES).where(day & (F.col("role") == "user"))
     tags = sig.tag_frame(cfg, vocab, turns, "message_id", "text", "language")
@@ -107,8 +113,10 @@ def suppress_sensitive_conversations(spark, cfg: Config, d: dt.date, chat_rows, 
 def stage_interests(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
     max_lookback = max(p.lookback_days for p in cfg.regions.values())
-    signals = _read(spark, t.DAILY_SIGNALS).where(
-        F.col("signal_date").between(F.lit(d - dt.timedelta(days=max_lookback - 1)), F.lit(d)))
+    signals = (_read(spark, t.DAILY_SIGNALS)
+               .where(F.col("signal_date").between(F.lit(d - dt.timedelta(days=max_lookback - 1)), F.lit(d)))
+               # a re-run of a date before someone's erasure request leaves them out, as the erasure did
+               .join(F.broadcast(requested_after(spark, cfg, d)), on="user_key", how="left_anti"))
     state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
     scored = seg.interests(signals, state, sig.region_policy_frame(spark, cfg), d)
     replace_partition(scored, t.USER_INTERESTS, cfg.warehouse, {"snapshot_date": d})

@@ -59,8 +59,11 @@ IBAN_CANDIDATE_RE = r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{
 CARD_CANDIDATE_RE = (r"(?<![0-9+])(?:[0-9]{4}([ .-]?)[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?"
                      r"|[0-9]{4}([ .-]?)[0-9]{6}\2[0-9]{5}|[0-9]{13,19})(?![0-9])")
 PHONE_CANDIDATE_RE = r"[0-9](?:[ ./()-]{0,3}[0-9]){6,}"
-# US-style numbers typed with an area code libphonenumber rejects (555 and fictional ranges).
-US_STYLE_RE = r"\(\d{3}\)[ ]?\d{3}[-. ]\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
+# North-American numbers however the sender's country reads them (a US number typed by a French
+# user), and area codes libphonenumber rejects (555 and fictional ranges): (AAA) EEE-NNNN,
+# AAA-EEE-NNNN, AAA.EEE.NNNN, AAA EEE NNNN (area and exchange codes start with 2-9).
+US_STYLE_RE = (r"\(\d{3}\)[ ]?\d{3}[-. ]\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
+               r"|(?<![0-9][ .-]?)\b[2-9]\d{2} [2-9]\d{2} \d{4}\b(?![ .-]?[0-9])")
 # Regions tried when a row has no valid country (quarantined rows): over-redaction is the safe side.
 FALLBACK_REGIONS = ("US", "GB", "FR", "DE", "ES", "IT", "PT", "NL", "PL", "BE", "AT", "CH", "IE")
 PLACEHOLDERS = {"email": "[EMAIL]", "iban": "[IBAN]", "card": "[CARD]", "phone": "[PHONE]"}

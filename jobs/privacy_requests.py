@@ -8,8 +8,12 @@ Erasure scopes, each written once here and applied to every table by its persona
   erases only their own chats), the user's rows in derived tables, and the chat part of the daily
   aggregates of the dates those rows fed (rebuilt);
 - tables without a user key (sensitive conversations) lose the conversations the user owns.
-Derived tables (interests, segments) lose the user's rows in every snapshot, past and present:
-each may derive from the erased data; the night's snapshot is rebuilt from cleaned data.
+Derived tables (interests, segments): a request applied for the first time removes the user from
+every snapshot then stored (each was built before the request was known, so may derive from the
+erased data; also after a late request file is re-run for an earlier date); the night's snapshot
+is rebuilt from cleaned data. Snapshots dated before a request never hold its user again: a re-run
+of such a date leaves the user out (`requested_after`), as the first run followed by the erasure
+did, and re-applying a logged request touches only those.
 Any known request also works as a tombstone at ingest (`tombstone_filter`), so data arriving
 later for an erased message, conversation or account is dropped (and counted as `erased`).
 """
@@ -58,7 +62,7 @@ def clauses(table: t.Table) -> list[Clause]:
         return [Clause(SCOPES, ((table.conversation_id, "conversation_id"),), source=OWNED)] \
             if table.conversation_id else []
     if table.derived:
-        return [Clause(SCOPES, ((key, "user_key"),))]
+        return [Clause(SCOPES, ((key, "user_key"),), f"s.first_time OR t.`{table.partition_by[0]}` < s.received_date")]
     found = [Clause(("account",), ((key, "user_key"),))]
     if table.chat_rows:
         found.append(Clause(("all_chats",), ((key, "user_key"),), table.chat_rows))
@@ -88,6 +92,15 @@ def tombstone_filter(frame: DataFrame, requests: DataFrame, id_col: str | None, 
     for name in marks:
         erased = erased | F.coalesce(F.col(name), F.lit(False))
     return out.select("*", erased.alias("_erased")).drop(*marks)
+
+
+def requested_after(spark, cfg: Config, d: dt.date) -> DataFrame:
+    """user_key of every user with an erasure request received after `d` (few rows)."""
+    path = t.ERASURE_REQUESTS.path(cfg.warehouse)
+    if not delta_exists(spark, path):
+        return spark.createDataFrame([], "user_key string")
+    return (spark.read.format("delta").load(path).where(F.col("ingest_date") > F.lit(d))
+            .select("user_key").where(F.col("user_key").isNotNull()).distinct())
 
 
 def rebuild_chat_daily(spark, cfg: Config, signal_date: dt.date) -> None:
@@ -131,8 +144,13 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
     req_path = t.ERASURE_REQUESTS.path(cfg.warehouse)
     if not delta_exists(spark, req_path):
         return []
+    log_path = t.ERASURE_LOG.path(cfg.warehouse)
+    logged = (spark.read.format("delta").load(log_path).select("request_id", F.lit(True).alias("_logged"))
+              if delta_exists(spark, log_path) else spark.createDataFrame([], "request_id string, _logged boolean"))
     requests = (spark.read.format("delta").load(req_path).where(F.col("ingest_date") == F.lit(logical_date))
-                .select("request_id", "scope", "user_key", "target_id"))
+                .join(logged, "request_id", "left")
+                .select("request_id", "scope", "user_key", "target_id", F.col("ingest_date").alias("received_date"),
+                        F.col("_logged").isNull().alias("first_time")))
     # The night's requests are few (a person's request each): collecting them is bounded.
     tonight = requests.collect()
     if not tonight:
@@ -167,7 +185,6 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
     entries = spark.createDataFrame(
         [(r.request_id, r.user_key, r.scope, r.target_id if r.scope in ID_SCOPES else None, logical_date, run_id,
           applied_at, removed[r.request_id], None) for r in tonight], LOG_SCHEMA)
-    log_path = t.ERASURE_LOG.path(cfg.warehouse)
     if not delta_exists(spark, log_path):
         replace_partition(entries, t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
     else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it;
@@ -182,3 +199,30 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
          .whenNotMatchedInsertAll().execute())
     return [{"request_id": r.request_id, "scope": r.scope, "rows_removed": sum(removed[r.request_id].values())}
             for r in tonight]
+
+
+def withdraw_chat_signals(spark, cfg: Config, d: dt.date) -> int:
+    """Users who objected to chat-derived ads tonight (a preference change ingested on `d` leaving
+    `ai_chat_ads` false in the state of `d`, in a region that honours it) lose every chat signal
+    already stored: their rows in silver.chat_topics and the chat part of silver.daily_signals, on
+    every date (SPEC: "past ones too"). Snapshots already published stay as they were: the
+    objection is not retroactive. Returns the number of such users."""
+    prefs_path, state_path = t.AD_PREFERENCES.path(cfg.warehouse), t.USER_STATE.path(cfg.warehouse)
+    if not (delta_exists(spark, prefs_path) and delta_exists(spark, state_path)):
+        return 0
+    honouring = [name for name, p in cfg.regions.items() if p.honor_chat_opt_out]
+    changed = (spark.read.format("delta").load(prefs_path).where(F.col("ingest_date") == F.lit(d))
+               .select("user_key").distinct())
+    users = (spark.read.format("delta").load(state_path)
+             .where((F.col("state_date") == F.lit(d)) & ~F.col("ai_chat_ads") & F.col("region").isin(honouring))
+             .join(changed, "user_key", "left_semi").select("user_key").localCheckpoint(eager=True))
+    count = users.count()
+    if not count:
+        return 0
+    for table in (t.CHAT_TOPICS, t.DAILY_SIGNALS):
+        if delta_exists(spark, table.path(cfg.warehouse)):
+            clause = Clause(("withdrawn",), ((table.user_key, "user_key"),), table.chat_rows)
+            (DeltaTable.forPath(spark, table.path(cfg.warehouse)).alias("t")
+             .merge(users.select("user_key", F.lit("withdrawn").alias("scope")).alias("s"), clause.condition())
+             .whenMatchedDelete().execute())
+    return count

@@ -85,7 +85,7 @@ def load_suite(table: t.Table) -> dict:
 def parameters(spark, cfg: Config, d: dt.date) -> dict:
     """Values the suites refer to as {"$PARAMETER": name}: conf lists, the date's window, drift bands."""
     tolerance = dt.timedelta(hours=cfg.timestamp_tolerance_hours)
-    start = dt.datetime.combine(d, dt.time())
+    start = dt.datetime.combine(d, dt.time(), tzinfo=dt.timezone.utc)  # aware: GX hands it to Spark
     params = {
         "iso_countries": sorted(cfg.iso_countries), "regions": sorted(cfg.regions),
         "roles": list(ROLES), "surfaces": list(SURFACES), "event_types": list(ENGAGEMENT_EVENT_TYPES),

@@ -30,7 +30,7 @@ def _snapshot(spark, cfg):
         if not (Path(table.path(cfg.warehouse)) / "_delta_log").is_dir():
             continue
         frame = (spark.read.format("delta").load(table.path(cfg.warehouse))
-                 .drop("run_id", "applied_run", "published_at", "publication_id"))
+                 .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id"))
         out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
     return out
 

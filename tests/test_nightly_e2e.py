@@ -67,29 +67,6 @@ def test_members_belong_to_published_catalog_rows_with_matching_counts(spark, ni
     assert published and counts == published
 
 
-def test_run_killed_before_publication_leaves_the_previous_snapshot_published(spark, nightly_runs, monkeypatch):
-    cfg = nightly_runs["cfg"]
-    d3 = D2 + dt.timedelta(days=1)
-    published_before = _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2)
-    nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
-    original = nightly.replace_partition
-    def die_on_catalog(frame, table, *args, **kwargs):
-        if table is t.SEGMENT_CATALOG:
-            raise RuntimeError("killed between writing segments and publishing")
-        return original(frame, table, *args, **kwargs)
-    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
-    with pytest.raises(RuntimeError):
-        nightly.publish(spark, cfg, d3, "killed-run")
-    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
-    assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
-    assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
-    monkeypatch.setattr(nightly, "replace_partition", original)
-    nightly.publish(spark, cfg, d3, "killed-run")  # the retry completes the publication
-    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
-    assert catalog.agg(F.max("snapshot_date")).first()[0] == d3
-    assert catalog.where(F.col("snapshot_date") == F.lit(d3)).count() == len(cfg.regions) * 28
-
-
 def readme_audience_query(cfg) -> str:
     """The README's query for the current audience, pointed at this warehouse's tables."""
     from jobs import REPO_ROOT
@@ -134,3 +111,26 @@ def test_republishing_a_date_switches_readers_from_one_complete_publication_to_t
     assert {r.publication_id for r in members.select("publication_id").distinct().collect()} == {
         r.publication_id for r in spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
         .where(F.col("snapshot_date") == F.lit(latest)).select("publication_id").distinct().collect()}
+
+
+def test_run_killed_before_publication_leaves_the_previous_snapshot_published(spark, nightly_runs, monkeypatch):
+    cfg = nightly_runs["cfg"]
+    d3 = D2 + dt.timedelta(days=1)
+    published_before = _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2)
+    nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
+    original = nightly.replace_partition
+    def die_on_catalog(frame, table, *args, **kwargs):
+        if table is t.SEGMENT_CATALOG:
+            raise RuntimeError("killed between writing segments and publishing")
+        return original(frame, table, *args, **kwargs)
+    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
+    with pytest.raises(RuntimeError):
+        nightly.publish(spark, cfg, d3, "killed-run")
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+    assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
+    assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
+    monkeypatch.setattr(nightly, "replace_partition", original)
+    nightly.publish(spark, cfg, d3, "killed-run")  # the retry completes the publication
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+    assert catalog.agg(F.max("snapshot_date")).first()[0] == d3
+    assert catalog.where(F.col("snapshot_date") == F.lit(d3)).count() == len(cfg.regions) * 28

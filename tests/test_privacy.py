@@ -32,6 +32,7 @@ def _redact(spark, texts, country):
     ("+49 (0)30 1234567 ist das Büro", "DE", "[PHONE] ist das Büro"),
     ("call (555) 123-4567 or 555.123.4567", "US", "call [PHONE] or [PHONE]"),
     ("my cell is 415 555 0132", "US", "my cell is [PHONE]"),
+    ("appelle Tom à New York au 415 555 0132", "FR", "appelle Tom à New York au [PHONE]"),
     ("UK mobile +44 7700 900123", "GB", "UK mobile [PHONE]"),
     ("llámame al 612 345 678", "ES", "llámame al [PHONE]"),
     ("chiamami al 333 123 4567", "IT", "chiamami al [PHONE]"),

@@ -2,6 +2,8 @@
 a conversation that turns sensitive a night later, re-runs and out-of-order backfills, a late
 opt-out, a sensitive engagement topic, and a night re-run under another host time zone."""
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -48,6 +50,10 @@ def plant(landing):
         _chat("m4", "c-edge", "u-eu", "un voyage à Lisbonne en avion ?", "2025-12-17T05:59:59Z"),
         _chat("m5", "c-edge", "u-eu", "un voyage à Porto ?", "2025-12-15T17:59:59Z"),
         _chat("m6", "c-late", "u-late", "le match de foot de ce soir ?", "2025-12-16T12:00:00Z"),
+        _chat("m9", "c-late2", "u-late2", "le match de foot de demain ?", "2025-12-16T12:30:00Z"),
+        _chat("m20", "c-m1", "u-m", "une recette de pâtes pour ce soir ?", "2025-12-16T13:00:00Z"),
+        _chat("m21", "c-m2", "u-m", "j'adore courir des marathons", "2025-12-16T13:30:00Z"),
+        _chat("m30", "c-er", "u-er", "une recette de gâteau au chocolat ?", "2025-12-16T14:00:00Z"),
     ])
     _jsonl(landing / "chat_messages" / f"date={D2}" / "part-0.jsonl", [
         _chat("m7", "c-turn", "u-eu", "mon médecin a changé mon traitement contre le diabète", "2025-12-17T09:00:00Z"),
@@ -60,17 +66,29 @@ def plant(landing):
              "occurred_at": f"{day}T08:00:00+00:00"},
             {"event_id": f"e2-{day}", "user_id": "u-eu", "event_type": "follow", "object_id": "o2",
              "object_topic": "running", "country": "FR", "surface": "instagram",
-             "occurred_at": f"{day}T08:30:00+00:00"}])
+             "occurred_at": f"{day}T08:30:00+00:00"},
+            *[{"event_id": f"e3-{u}-{day}", "user_id": u, "event_type": "follow", "object_id": "o3",
+               "object_topic": "cooking", "country": "FR", "surface": "instagram",
+               "occurred_at": f"{day}T09:00:00+00:00"} for u in ("u-m", "u-er")]])
     _jsonl(landing / "user_profiles" / f"date={D1}" / "part-0.jsonl", [
         {"user_id": u, "birth_year": 1980, "country": "FR", "updated_at": "2025-12-16T01:00:00Z"}
-        for u in ("u-eu", "u-late")])
-    # An opt-out that reaches the pipeline weeks after it was made: applied all the same.
+        for u in ("u-eu", "u-late", "u-late2", "u-m", "u-er")])
+    # An opt-out that reaches the pipeline weeks after it was made: applied all the same; u-late2's
+    # arrives a night after the chat it must remove.
     _jsonl(landing / "ad_preferences" / f"date={D1}" / "part-0.jsonl", [
         {"user_id": "u-late", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-02T09:00:00Z"}])
+    _jsonl(landing / "ad_preferences" / f"date={D2}" / "part-0.jsonl", [
+        {"user_id": "u-late2", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-20T09:00:00Z"}])
+    # u-m erases one message the night it is sent; u-er erases all chats a night later.
+    _jsonl(landing / "erasure_requests" / f"date={D1}" / "part-0.jsonl", [
+        {"request_id": "r-m", "user_id": "u-m", "scope": "message", "target_id": "m20",
+         "requested_at": "2025-12-16T15:00:00Z"}])
+    _jsonl(landing / "erasure_requests" / f"date={D2}" / "part-0.jsonl", [
+        {"request_id": "r-er", "user_id": "u-er", "scope": "all_chats", "requested_at": "2025-12-17T08:00:00Z"}])
 
 
 def _stages(spark, cfg, day):
-    """The nightly stages up to signals, without gates (what these rules live in)."""
+    """The nightly stages up to interests, without gates (what these rules live in)."""
     from jobs import nightly
     from jobs.bronze.ingest import run_ingest
     from jobs.pipeline import ingest_params
@@ -79,6 +97,7 @@ def _stages(spark, cfg, day):
     run_ingest(spark, cfg, params, f"run-{day}", Progress(quiet=True))
     nightly.stage_privacy(spark, cfg, day, f"run-{day}")
     nightly.stage_signals(spark, cfg, day, f"run-{day}")
+    nightly.stage_interests(spark, cfg, day, f"run-{day}")
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +153,45 @@ def test_a_late_opt_out_is_applied_and_its_user_yields_no_chat_topics(spark, nig
     assert _read(spark, cfg, t.QUARANTINE).where(F.col("dataset") == "ad_preferences").count() == 0
 
 
+def _key(user_id):
+    return hmac.new(KEY.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("order", ["in_order", "out_of_order"])
+def test_an_opt_out_delivered_a_night_later_removes_earlier_chat_signals_and_reruns_keep_them_out(
+        spark, nights, order):
+    cfg = nights[order]
+    for table in (t.CHAT_TOPICS, t.DAILY_SIGNALS):
+        rows = _read(spark, cfg, table).where(F.col("user_key") == _key("u-late2"))
+        assert rows.where(F.col("signal_date") == F.lit(D1)).count() == 0, table.qualified
+    # the rule keys on the right user: u-eu's chats of the same night stay
+    assert _read(spark, cfg, t.CHAT_TOPICS).where(F.col("user_key") == _key("u-eu")).count() > 0
+
+
+@pytest.mark.parametrize("order", ["in_order", "out_of_order"])
+def test_snapshots_dated_before_a_request_never_hold_its_user_even_when_rerun(spark, nights, order):
+    cfg = nights[order]
+    interests = _read(spark, cfg, t.USER_INTERESTS)
+    assert interests.where((F.col("user_key") == _key("u-er")) & (F.col("snapshot_date") == F.lit(D1))).count() == 0
+    # from the request's night on, snapshots are built from cleaned data: engagement still counts
+    after = interests.where((F.col("user_key") == _key("u-er")) & (F.col("snapshot_date") == F.lit(D2))).collect()
+    assert [(r.topic, r.chat_score) for r in after] == [("cooking", 0.0)]
+
+
+def test_re_running_the_night_of_a_request_leaves_later_snapshots_alone(spark, nights):
+    """u-m's message request of D1 is applied again by the re-run of D1: the D2 snapshot, built
+    after the request from cleaned data, keeps u-m."""
+    interests = _read(spark, nights["in_order"], t.USER_INTERESTS)
+    later = interests.where((F.col("user_key") == _key("u-m")) & (F.col("snapshot_date") == F.lit(D2)))
+    assert {r.topic for r in later.collect()} == {"cooking", "running"}
+    topics = _read(spark, nights["in_order"], t.CHAT_TOPICS)
+    assert topics.where(F.col("message_id") == "m20").count() == 0
+
+
 def test_a_sensitive_engagement_topic_is_not_stored_beside_the_key(spark, nights):
     cfg = nights["in_order"]
-    events = {r.event_id: r.object_topic for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).collect()}
+    events = {r.event_id: r.object_topic for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).where(
+        F.col("user_key") == _key("u-eu")).collect()}
     assert events == {f"e1-{D1}": None, f"e2-{D1}": "running", f"e1-{D2}": None, f"e2-{D2}": "running"}
 
 
@@ -146,7 +201,8 @@ def _tables(spark, warehouse):
     for table in t.ALL_TABLES:
         if table is t.VALIDATION_RESULTS or not (warehouse / table.layer / table.name / "_delta_log").is_dir():
             continue
-        frame = spark.read.format("delta").load(table.path(warehouse)).drop("run_id", "applied_run", "published_at", "publication_id")
+        frame = (spark.read.format("delta").load(table.path(warehouse))
+                 .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id"))
         out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
     return out
 
