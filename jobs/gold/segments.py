@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, Window, functions as F
 
 CHAT, ENGAGEMENT = "chat", "engagement"
 PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY = "published", "suppressed_min_audience", "suppressed_policy"
+SCORE_DIGITS = 9
 # Names the publication a member row and a catalog row belong to (jobs/nightly.py: publish).
 PUBLICATION = "publication_id"
 
@@ -28,8 +29,12 @@ def interests(signals: DataFrame, state: DataFrame, policies: DataFrame, snapsho
               .where((F.col("signal_date") <= d) & (F.datediff(d, F.col("signal_date")) < F.col("lookback_days"))
                      & usable)
               .groupBy("user_key", "region", "topic")
-              .agg(F.sum(F.when(F.col("source") == CHAT, decayed).otherwise(0.0)).alias("chat_score"),
-                   F.sum(F.when(F.col("source") == ENGAGEMENT, decayed).otherwise(0.0)).alias("engagement_score"),
+              # rounded: a float sum depends on the order rows meet in, i.e. on the partitioning; the
+              # same night on another cluster size or profile must give the same scores and ranks
+              .agg(F.round(F.sum(F.when(F.col("source") == CHAT, decayed).otherwise(0.0)), SCORE_DIGITS)
+                   .alias("chat_score"),
+                   F.round(F.sum(F.when(F.col("source") == ENGAGEMENT, decayed).otherwise(0.0)), SCORE_DIGITS)
+                   .alias("engagement_score"),
                    F.max("signal_date").alias("last_signal_date")))
     best_first = Window.partitionBy("user_key").orderBy(F.col("score").desc(), F.col("topic"))
     return (scored.select("*", (F.col("chat_score") + F.col("engagement_score")).alias("score"))
