@@ -67,6 +67,20 @@ def test_members_belong_to_published_catalog_rows_with_matching_counts(spark, ni
     assert published and counts == published
 
 
+def _publish_dying_before_the_catalog_commit(spark, cfg, day, run_id, monkeypatch):
+    """Run `publish` so that it dies between its member commit and its catalog commit; returns the
+    real writer, to put back for the retry."""
+    original = nightly.replace_partition
+    def die_on_catalog(frame, table, *args, **kwargs):
+        if table is t.SEGMENT_CATALOG:
+            raise RuntimeError("killed between the member commit and the catalog commit")
+        return original(frame, table, *args, **kwargs)
+    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
+    with pytest.raises(RuntimeError):
+        nightly.publish(spark, cfg, day, run_id)
+    return original
+
+
 def readme_audience_query(cfg) -> str:
     """The README's query for the current audience, pointed at this warehouse's tables."""
     from jobs import REPO_ROOT
@@ -92,14 +106,7 @@ def test_republishing_a_date_switches_readers_from_one_complete_publication_to_t
         F.col("snapshot_date") == F.lit(latest))
     assert before and len(before) == catalog.where("status = 'published'").agg(F.sum("member_count")).first()[0]
     nightly.stage_segments(spark, cfg, latest, "republish-run", dt.datetime(2026, 1, 1, 3))
-    original = nightly.replace_partition
-    def die_on_catalog(frame, table, *args, **kwargs):
-        if table is t.SEGMENT_CATALOG:
-            raise RuntimeError("killed between the member commit and the catalog commit")
-        return original(frame, table, *args, **kwargs)
-    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
-    with pytest.raises(RuntimeError):
-        nightly.publish(spark, cfg, latest, "republish-run")
+    original = _publish_dying_before_the_catalog_commit(spark, cfg, latest, "republish-run", monkeypatch)
     members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).where(
         F.col("snapshot_date") == F.lit(latest))
     assert members.count() == 2 * len(before), "the dead attempt's rows are stored, not visible"
@@ -118,14 +125,7 @@ def test_run_killed_before_publication_leaves_the_previous_snapshot_published(sp
     d3 = D2 + dt.timedelta(days=1)
     published_before = _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2)
     nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
-    original = nightly.replace_partition
-    def die_on_catalog(frame, table, *args, **kwargs):
-        if table is t.SEGMENT_CATALOG:
-            raise RuntimeError("killed between writing segments and publishing")
-        return original(frame, table, *args, **kwargs)
-    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
-    with pytest.raises(RuntimeError):
-        nightly.publish(spark, cfg, d3, "killed-run")
+    original = _publish_dying_before_the_catalog_commit(spark, cfg, d3, "killed-run", monkeypatch)
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
     assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
