@@ -9,7 +9,7 @@ SPARK_MINOR := 4.1
 JARS_DIR    := jars
 JARS        := $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar $(JARS_DIR)/delta-storage-$(DELTA).jar
 
-.PHONY: install jars demo quick-demo test airflow-backfill clean
+.PHONY: install jars demo quick-demo test airflow-backfill train-tagger tagger-eval clean
 
 install: $(VENV)/.installed
 jars: $(JARS)
@@ -38,6 +38,14 @@ airflow-backfill: install jars
 
 test: install jars
 	$(BIN)/pytest
+
+# The learned tagger: re-train after adding labelled messages to models/tagger_corpus/ (then point
+# `model:` in conf/taxonomy.yaml at the folder it prints); score the configured one on the test split.
+train-tagger: install jars
+	$(BIN)/audience train-tagger
+
+tagger-eval: install jars
+	$(BIN)/audience tag --evaluate models/tagger_corpus --split test
 
 clean:
 	rm -rf warehouse landing data_docs spark-warehouse airflow_home logs

@@ -11,6 +11,7 @@ import time
 import traceback
 from pathlib import Path
 
+from jobs import REPO_ROOT
 from jobs.errors import AudienceError
 
 
@@ -248,39 +249,53 @@ def _read_jsonl(stream, source: str, required=("id", "text")) -> list[dict]:
 
 def cmd_tag(args, progress):
     """JSON lines {"id", "text", "locale"} on stdin -> {"id", "topics", "sensitive"} per line;
-    with --evaluate FILE, precision/recall against the labels in FILE instead."""
+    with --evaluate PATH (a labelled file or folder), per-label precision and recall, sensitive
+    recall and false-positive rate, and the sensitive confusion table. The nightly job's path:
+    the vocabulary or the learned model of conf/taxonomy.yaml's `model`."""
     import json
-    from pyspark.sql import functions as F
-    from jobs.silver.tagger import tag, vocabulary_frame
+    from jobs.silver import tagger_model, tagger_train
+    from jobs.silver.tagger_eval import confusion_rows
     cfg = _config(args)
     if args.evaluate:
-        try:
-            with open(args.evaluate, encoding="utf-8") as fh:
-                records = _read_jsonl(fh, args.evaluate)
-        except OSError as exc:
-            raise AudienceError(f"cannot read {args.evaluate}: {exc.strerror}") from None
+        records = tagger_train.read_labelled(cfg, Path(args.evaluate), None if args.split == "all" else args.split)
+        if not records:
+            raise AudienceError(f"{args.evaluate}: no records in the {args.split} split")
     else:
+        if args.split != "all":
+            raise AudienceError("--split applies to --evaluate only")
         records = _read_jsonl(sys.stdin, "stdin")
     spark = _spark(cfg, "audience-tag")
-    frame = spark.createDataFrame([(str(r["id"]), r.get("text") or "", r.get("locale")) for r in records],
-                                  "id string, text string, locale string").select(
-        "id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
-    tagged = {r.id: r for r in tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window,
-                                   id_col="id").collect()}
+    model = tagger_model.load(cfg.tagger_model)
     if not args.evaluate:
+        tagged = {r.id: r for r in tagger_train.tag_records(spark, cfg, model, records).collect()}
         for rec in records:
             r = tagged[str(rec["id"])]
             print(json.dumps({"id": rec["id"], "topics": list(r.topics), "sensitive": list(r.sensitive)}))
         return
-    from jobs.silver.tagger_eval import score
-    expected = {str(r["id"]): {"topics": set(r.get("topics", [])), "sensitive": set(r.get("sensitive", []))}
-                for r in records}
-    predicted = {k: {"topics": set(v.topics), "sensitive": set(v.sensitive)} for k, v in tagged.items()}
-    result = score(expected, predicted)
+    result = tagger_train.evaluate(spark, cfg, model, records)
     print(render_table(result["rows"]))
-    print(f"\n{result['messages']} messages: topic precision {result['topic_precision']:.3f}, "
-          f"topic recall {result['topic_recall']:.3f}, sensitive message recall "
-          f"{result['sensitive_message_recall']:.3f}, sensitive false alarms {result['sensitive_false_alarm_rate']:.3f}")
+    print("\nSensitive categories, messages by expected (rows) and predicted (columns) category:")
+    print(render_table(confusion_rows(result["confusion"])))
+    print(f"\n{result['messages']} messages ({args.split} split), tagger {model.version}: "
+          f"topic precision {result['topic_precision']:.3f}, recall {result['topic_recall']:.3f}, "
+          f"micro-F1 {result['topic_micro_f1']:.3f}; sensitive message recall "
+          f"{result['sensitive_message_recall']:.3f} ({result['sensitive_messages']} messages), "
+          f"false-positive rate {result['sensitive_false_positive_rate']:.3f}")
+
+
+def cmd_train_tagger(args, progress):
+    """Train the learned detector on the corpus, pick thresholds on dev, report dev and test."""
+    from jobs.silver import tagger_train
+    cfg = _config(args)
+    spark = _spark(cfg, "audience-train-tagger")
+    with progress.stage("train tagger") as step:
+        manifest = tagger_train.train(spark, cfg, Path(args.corpus), Path(args.out), progress=progress.note)
+        step.detail = manifest["version"]
+    rows = [{"split": name, **{k: v for k, v in manifest[f"{name}_scores"].items() if k != "confusion"}}
+            for name in ("dev", "test")]
+    print(render_table(rows))
+    folder = Path(args.out) / manifest["version"]
+    print(f"\nmodel written to {folder}; to use it, set `model:` in conf/taxonomy.yaml to that folder")
 
 
 def cmd_redact(args, progress):
@@ -410,8 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_redact)
 
     p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
-    p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: report precision and recall")
+    p.add_argument("--evaluate", metavar="PATH", help="labelled JSON lines (a file, or a folder of *.jsonl): "
+                                                      "report precision, recall and the sensitive confusion")
+    p.add_argument("--split", choices=("all", "train", "dev", "test"), default="all",
+                   help="with --evaluate: only this split of the corpus (fixed rule on the id)")
     p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("train-tagger", help="train the learned sensitive and topic detector from a labelled corpus")
+    p.add_argument("--corpus", default=str(REPO_ROOT / "models" / "tagger_corpus"),
+                   help="folder of labelled *.jsonl files (default: models/tagger_corpus)")
+    p.add_argument("--out", default=str(REPO_ROOT / "models" / "tagger"),
+                   help="where the versioned model folder is written (default: models/tagger)")
+    p.set_defaults(func=cmd_train_tagger)
 
     p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")
     p.add_argument("--start", type=_date, default=dt.date(2025, 12, 16))

@@ -74,6 +74,7 @@ class Config:
     daily_cap_per_topic: float
     timestamp_tolerance_hours: int
     duplicate_lookback_days: int
+    tagger_model: str = ""
     retention: dict[str, int] = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
 
@@ -260,7 +261,10 @@ def _load_taxonomy(path: Path):
     cues = r.get(negation, "cues", "dict", "negation")
     for lang in languages:
         r.get(cues, lang, "list", "negation.cues")
-    return languages, topics, r.get(negation, "window", "int", "negation"), cues
+    model = r.get(r.data, "model", "str", "")
+    if "://" not in model and not Path(model).is_absolute():
+        model = str(REPO_ROOT / model)
+    return languages, topics, r.get(negation, "window", "int", "negation"), cues, model
 
 
 def _load_scoring(path: Path):
@@ -327,7 +331,7 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
             raise ConfigError(conf_dir / "pipeline.yaml", f"profiles.{prof.name}.{key}",
                               "empty (set it, its environment variable, or pass --" + key + ")")
     regions, country_region, default_region, iso = _load_regions(conf_dir / "regions.yaml")
-    languages, topics, neg_window, neg_cues = _load_taxonomy(conf_dir / "taxonomy.yaml")
+    languages, topics, neg_window, neg_cues, tagger_model = _load_taxonomy(conf_dir / "taxonomy.yaml")
     for name, policy in regions.items():
         unknown = [s for s in policy.blocked_segments if s not in topics or topics[s].sensitive]
         if unknown:
@@ -339,6 +343,7 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
         country_region=country_region, default_region=default_region, iso_countries=iso,
         languages=languages, topics=topics, negation_window=neg_window, negation_cues=neg_cues,
         engagement_weights=weights, chat_turn_weight=chat_weight, daily_cap_per_topic=cap,
-        timestamp_tolerance_hours=tolerance, duplicate_lookback_days=dup_lookback, retention=retention,
+        timestamp_tolerance_hours=tolerance, duplicate_lookback_days=dup_lookback, tagger_model=tagger_model,
+        retention=retention,
         quality=quality,
     )

@@ -24,6 +24,7 @@ from jobs.gold import segments as seg
 from jobs.io import delta_exists, replace_partition
 from jobs.privacy_requests import apply_erasures, rebuild_chat_daily, requested_after, withdraw_chat_signals
 from jobs.silver import signals as sig
+from jobs.silver import tagger_model
 from jobs.silver.tagger import vocabulary_frame
 from jobs.silver.user_state import build_user_state, latest_per_user, region_frame
 
@@ -56,6 +57,7 @@ def stage_privacy(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
 def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     spark.conf.set("audience.warehouse", str(cfg.warehouse))
     vocab = vocabulary_frame(spark, cfg).cache()
+    model = tagger_model.load(cfg.tagger_model)
     state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
     # Objecting on D, or now (the latest preference of all): a re-run of a date before someone's
     # objection does not bring their chat signals back.
@@ -64,7 +66,7 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     opted_out = state.where(~F.col("ai_chat_ads")).select("user_key").union(objecting_now).distinct()
     day = F.col("ingest_date") == F.lit(d)
     turns = _read(spark, t.CHAT_MESSAGES).where(day & (F.col("role") == "user"))
-    tags = sig.tag_frame(cfg, vocab, turns, "message_id", "text", "language")
+    tags = sig.tag_frame(cfg, vocab, model, turns, "message_id", "text", "language")
     policies = sig.region_policy_frame(spark, cfg)
     chat_rows, suppressed = sig.chat_topics(
         turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"), tags,
@@ -72,7 +74,7 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     chat_rows = suppress_sensitive_conversations(spark, cfg, d, chat_rows, suppressed).cache()
     replace_partition(chat_rows, t.CHAT_TOPICS, cfg.warehouse, {"signal_date": d})
     events = _read(spark, t.ENGAGEMENT_EVENTS).where(day)
-    query_tags = sig.tag_frame(cfg, vocab, events.where(F.col("query_text").isNotNull()),
+    query_tags = sig.tag_frame(cfg, vocab, model, events.where(F.col("query_text").isNotNull()),
                                "event_id", "query_text", None)
     eng_rows = sig.engagement_topics(events, query_tags, [x.topic_id for x in cfg.targetable_topics])
     daily = sig.daily_signals(chat_rows, eng_rows, cfg.engagement_weights, cfg.chat_turn_weight,
@@ -80,7 +82,7 @@ def stage_signals(spark, cfg: Config, d: dt.date, run_id: str) -> dict:
     replace_partition(daily, t.DAILY_SIGNALS, cfg.warehouse, {"signal_date": d})
     rows = _read(spark, t.DAILY_SIGNALS).where(F.col("signal_date") == F.lit(d)).count()
     chat_rows.unpersist()
-    return {"daily_signals": rows}
+    return {"daily_signals": rows, "tagger": model.version}
 
 
 def suppress_sensitive_conversations(spark, cfg: Config, d: dt.date, chat_rows, flagged_tonight):
@@ -141,7 +143,8 @@ def stage_segments(spark, cfg: Config, d: dt.date, run_id: str, published_at: dt
     scored = _read(spark, t.USER_INTERESTS).where((F.col("snapshot_date") == F.lit(d)) & F.col("region").isin(regions))
     state = _read(spark, t.USER_STATE).where(F.col("state_date") == F.lit(d))
     candidates = seg.members(scored, state, policies, d).cache()
-    catalog = seg.catalog(candidates, segment_defs(spark, cfg), policies, d, run_id, published_at).cache()
+    catalog = seg.catalog(candidates, segment_defs(spark, cfg), policies, d, run_id, published_at,
+                          tagger_model.version_at(cfg.tagger_model)).cache()
     where = {"snapshot_date": d, "region": regions}
     replace_partition(seg.published_members(candidates, catalog), t.SEGMENTS_STAGING, cfg.warehouse, where)
     _fault_point("segments")

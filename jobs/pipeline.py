@@ -47,7 +47,7 @@ def _work(spark, cfg: Config, stage: str, logical_date: dt.date, progress: Progr
         result = {"privacy": nightly.stage_privacy, "signals": nightly.stage_signals,
                   "interests": nightly.stage_interests}[stage](spark, cfg, logical_date, run_id)
         step.rows = next(iter(v for v in result.values() if isinstance(v, int)), None)
-        step.detail = " ".join(f"{k}={v:,}" for k, v in result.items())
+        step.detail = " ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in result.items())
     return result
 
 

@@ -102,7 +102,7 @@ def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
                                              "engagement_score double, last_signal_date date")
     defs = spark.createDataFrame([(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
                                  "segment_id string, segment_name string, iab_audience_id string")
-    catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3))
+    catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3), "tagger-test")
     eu = {r.segment_id: r for r in catalog.where(F.col("region") == "EU").collect()}
     assert (eu["travel"].status, eu["travel"].member_count) == ("suppressed_min_audience", 99)
     assert (eu["music"].status, eu["music"].member_count) == ("published", 100)
@@ -125,7 +125,7 @@ def test_segment_the_regions_policy_blocks_is_suppressed_whatever_its_size(spark
                                        "score double, chat_score double, engagement_score double, last_signal_date date")
     defs = spark.createDataFrame([(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
                                  "segment_id string, segment_name string, iab_audience_id string")
-    catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3))
+    catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3), "tagger-test")
     row = catalog.where("region = 'EU' AND segment_id = 'wine_spirits'").first()
     assert (row.status, row.member_count) == ("suppressed_policy", 150)
     assert seg.published_members(candidates, catalog).count() == 0

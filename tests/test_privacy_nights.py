@@ -20,6 +20,8 @@ from jobs import tables as t
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
 KEY = "nights-test-key"
+# Sensitive for the learned model, with no term of the vocabulary: what flags it is the model.
+MODEL_ONLY_TEXT = "on est deux mecs et on cherche une idée de demande en mariage discrète"
 
 
 def _chat(mid, cid, uid, text, sent_at):
@@ -54,6 +56,7 @@ def plant(landing):
         _chat("m20", "c-m1", "u-m", "une recette de pâtes pour ce soir ?", "2025-12-16T13:00:00Z"),
         _chat("m21", "c-m2", "u-m", "j'adore courir des marathons", "2025-12-16T13:30:00Z"),
         _chat("m30", "c-er", "u-er", "une recette de gâteau au chocolat ?", "2025-12-16T14:00:00Z"),
+        _chat("m40", "c-model", "u-model", MODEL_ONLY_TEXT, "2025-12-16T15:00:00Z"),
     ])
     _jsonl(landing / "chat_messages" / f"date={D2}" / "part-0.jsonl", [
         _chat("m7", "c-turn", "u-eu", "mon médecin a changé mon traitement contre le diabète", "2025-12-17T09:00:00Z"),
@@ -195,6 +198,22 @@ def test_a_sensitive_engagement_topic_is_not_stored_beside_the_key(spark, nights
     events = {r.event_id: r.object_topic for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).where(
         F.col("user_key") == _key("u-eu")).collect()}
     assert events == {f"e1-{D1}": None, f"e2-{D1}": "running", f"e1-{D2}": None, f"e2-{D2}": "running"}
+
+
+def test_the_nightly_job_and_audience_tag_answer_with_the_same_learned_model(spark, nights):
+    from jobs.silver.tagger import tag, vocabulary_frame
+    cfg = nights["in_order"]
+    frame = spark.createDataFrame([("m40", MODEL_ONLY_TEXT, "fr")], "message_id string, text string, language string")
+    vocabulary_only = tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window).first()
+    assert list(vocabulary_only.sensitive) == []
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", "tag"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "AUDIENCE_LOG_DIR": str(nights["root"] / "logs")},
+                          input=json.dumps({"id": "m40", "text": MODEL_ONLY_TEXT, "locale": "fr-FR"}) + "\n")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["sensitive"], "audience tag finds it sensitive"
+    flagged = _read(spark, cfg, t.SENSITIVE_CONVERSATIONS).where(F.col("conversation_id") == "c-model")
+    assert flagged.count() == 1, "so did the nightly job, which suppressed its conversation"
+    assert _read(spark, cfg, t.CHAT_TOPICS).where(F.col("conversation_id") == "c-model").count() == 0
 
 
 def _tables(spark, warehouse):

@@ -58,8 +58,9 @@ def members(user_interests: DataFrame, state: DataFrame, policies: DataFrame, sn
 
 
 def catalog(candidates: DataFrame, segment_defs: DataFrame, policies: DataFrame, snapshot: dt.date,
-            run_id: str, published_at: dt.datetime) -> DataFrame:
-    """One row per region and targetable topic: member count, status and data-label fields."""
+            run_id: str, published_at: dt.datetime, tagger_version: str) -> DataFrame:
+    """One row per region and targetable topic: member count, status and data-label fields
+    (tagger_version: the learned detector in force when the segments were built)."""
     counts = candidates.groupBy("region", "segment_id").agg(
         F.count("*").alias("member_count"),
         F.max((F.col("chat_score") > 0).cast("int")).alias("_chat"),
@@ -76,7 +77,8 @@ def catalog(candidates: DataFrame, segment_defs: DataFrame, policies: DataFrame,
                     .otherwise(SUPPRESSED_MIN).alias("status"),
                     F.coalesce(sources, F.array().cast("array<string>")).alias("sources"),
                     "lookback_days", "min_audience_size", F.lit("daily").alias("refresh"),
-                    F.lit(run_id).alias("run_id"), F.lit(published_at).alias("published_at")))
+                    F.lit(run_id).alias("run_id"), F.lit(published_at).alias("published_at"),
+                    F.lit(tagger_version).alias("tagger_version")))
 
 
 def published_members(candidates: DataFrame, catalog_rows: DataFrame) -> DataFrame:

@@ -75,8 +75,9 @@ def daily_signals(chat_rows: DataFrame, engagement_rows: DataFrame, weights: dic
             .agg(F.least(F.sum("w"), F.lit(float(daily_cap))).alias("weight"), F.count("*").alias("signals")))
 
 
-def tag_frame(cfg: Config, vocab, frame: DataFrame, id_col: str, text_col: str, lang_col: str | None):
-    """The tagger over any frame with an id and a text column (language optional)."""
+def tag_frame(cfg: Config, vocab, model, frame: DataFrame, id_col: str, text_col: str, lang_col: str | None):
+    """The tagger (vocabulary and learned model) over any frame with an id and a text column
+    (language optional)."""
     source = frame.select(id_col, F.col(text_col).alias("text"),
                           (F.col(lang_col) if lang_col else F.lit(None).cast("string")).alias("language"))
-    return tag(source, vocab, cfg.languages, cfg.negation_window, id_col=id_col)
+    return tag(source, vocab, cfg.languages, cfg.negation_window, id_col=id_col, model=model)

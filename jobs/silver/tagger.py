@@ -84,8 +84,13 @@ def vocabulary_frame(spark: SparkSession, cfg: Config) -> DataFrame:
 
 
 def tag(messages: DataFrame, vocab: DataFrame, languages: list[str], negation_window: int,
-        id_col: str = "message_id", text_col: str = "text", lang_col: str = "language") -> DataFrame:
-    """messages(id, text, language, ...) -> (id, topics array, sensitive array); every input id once."""
+        id_col: str = "message_id", text_col: str = "text", lang_col: str = "language",
+        model=None) -> DataFrame:
+    """messages(id, text, language, ...) -> (id, topics array, sensitive array); every input id once.
+
+    With a learned model (tagger_model.TaggerModel), a category is sensitive when the vocabulary or
+    the model says so, and a topic counts when the vocabulary finds it, or the model does in a
+    message without any negation cue (the vocabulary alone knows what a cue negates)."""
     langs = F.array(*[F.lit(l) for l in languages])
     prepared = messages.select(
         F.col(id_col).alias("_id"),
@@ -114,7 +119,8 @@ def tag(messages: DataFrame, vocab: DataFrame, languages: list[str], negation_wi
                .where((F.col("pos") + n <= F.size("tokens")) & full_match)
                .select("_id", "topic", "sensitive", F.col("pos"), (F.col("pos") + n - 1).alias("end")))
     per_message = matches.groupBy("_id").agg(
-        F.collect_list(F.struct("topic", "sensitive", "pos", "end")).alias("m"))
+        F.collect_list(F.struct("topic", "sensitive", "pos", "end")).alias("m"),
+        F.max(F.col("topic") == NEGATION).alias("negated"))
     cues = lambda m: F.filter(m, lambda x: x["topic"] == NEGATION)  # noqa: E731
     topics = F.array_sort(F.array_distinct(F.transform(
         F.filter(F.col("m"), lambda x: (x["topic"] != NEGATION) & ~x["sensitive"] & ~F.exists(
@@ -122,9 +128,18 @@ def tag(messages: DataFrame, vocab: DataFrame, languages: list[str], negation_wi
         lambda x: x["topic"])))
     sensitive = F.array_sort(F.array_distinct(F.transform(
         F.filter(F.col("m"), lambda x: x["sensitive"]), lambda x: x["topic"])))
-    tagged = per_message.select("_id", topics.alias("topics"), sensitive.alias("sensitive"))
+    tagged = per_message.select("_id", topics.alias("topics"), sensitive.alias("sensitive"), "negated")
     empty = F.array().cast("array<string>")
-    return (messages.select(F.col(id_col).alias("_id")).distinct()
-            .join(tagged, on="_id", how="left")
-            .select(F.col("_id").alias(id_col), F.coalesce("topics", empty).alias("topics"),
-                    F.coalesce("sensitive", empty).alias("sensitive")))
+    if model is None:
+        ids = messages.select(F.col(id_col).alias("_id")).distinct()
+        ml_topics = ml_sensitive = empty
+    else:
+        ids = (model.predict(messages, id_col, text_col).withColumnRenamed(id_col, "_id")
+               .dropDuplicates(["_id"]))
+        ml_topics, ml_sensitive = F.col("ml_topics"), F.col("ml_sensitive")
+    either = lambda a, b: F.array_sort(F.array_distinct(F.concat(F.coalesce(a, empty), b)))  # noqa: E731
+    return (ids.join(tagged, on="_id", how="left")
+            .select(F.col("_id").alias(id_col),
+                    either(F.col("topics"), F.when(F.coalesce("negated", F.lit(False)), empty)
+                           .otherwise(ml_topics)).alias("topics"),
+                    either(F.col("sensitive"), ml_sensitive).alias("sensitive")))
