@@ -1,5 +1,7 @@
 """The nightly flow end to end on generated days, with real Spark and Delta."""
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -36,6 +38,13 @@ def test_erased_conversations_and_messages_leave_every_table_the_same_night(spar
         assert frame.where(F.col("user_key").isin(accounts)).count() == 0, table.qualified
     log = spark.read.format("delta").load(t.ERASURE_LOG.path(cfg.warehouse))
     assert log.count() == requests.count()
+
+
+def test_the_catalog_names_the_learned_tagger_that_the_conf_points_at(spark, nightly_runs):
+    cfg = nightly_runs["cfg"]
+    configured = json.loads((Path(cfg.tagger_model) / "manifest.json").read_text(encoding="utf-8"))["version"]
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+    assert {r.tagger_version for r in catalog.select("tagger_version").distinct().collect()} == {configured}
 
 
 def test_assistant_turns_never_become_signals(spark, nightly_runs):

@@ -3,8 +3,8 @@
 Corpus: every `*.jsonl` file of a folder, one {"id", "locale", "text", "topics", "sensitive"} per
 line. Split once by a fixed rule on the id (split_of; `*.train.jsonl` files, whose texts tuned the
 vocabulary, are train only): train fits the models, dev picks each label's threshold, test is only
-reported. Nothing is random: the same corpus and settings give the
-same model and the same version.
+reported. Nothing is random: the same corpus, settings and vocabulary give the same model and the
+same version.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from jobs import REPO_ROOT
 from jobs.config import Config
 from jobs.errors import AudienceError
 from jobs.silver import tagger_model as tm
-from jobs.silver.tagger import vocabulary_rows
+from jobs.silver.tagger import tag, vocabulary_frame, vocabulary_rows
 from jobs.silver.tagger_eval import score
 
 SPLITS = ("train", "dev", "test")
@@ -170,7 +170,7 @@ def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings =
                                                       "id string, text string")).select("id", "features").cache()
     vocabulary = {r.id: set(r.topics) | set(r.sensitive) for r in tag_records(spark, cfg, None, dev_records).collect()}
     fitted, dev = [], {}
-    for head, kind, classes in (("sensitive", "sensitive", sensitive), ("topics", "topics", topics)):
+    for kind, classes in (("sensitive", sensitive), ("topics", topics)):
         # One multinomial model per head: class 0 is "none of them"; a message with several labels
         # gives one training row per label. Rare classes weigh up to max_positive_weight.
         rows = [(r["text"], classes.index(l) + 1.0) for r in by_split["train"] for l in sorted(r[kind])] + [
@@ -181,14 +181,14 @@ def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings =
             [(t, y, float(weight[int(y)])) for t, y in rows], "text string, y double, w double").repartition(1))
         lr = LogisticRegression(featuresCol="features", labelCol="y", weightCol="w", family="multinomial",
                                 regParam=settings.reg_param, maxIter=settings.max_iter, standardization=False,
-                                probabilityCol=tm.PROBABILITY_PREFIX + head, rawPredictionCol="", predictionCol="")
+                                probabilityCol=tm.PROBABILITY_PREFIX + kind, rawPredictionCol="", predictionCol="")
         fitted.append(lr.fit(data))
         probs = {r.id: r.p for r in fitted[-1].transform(dev_x).select(
-            "id", vector_to_array(tm.PROBABILITY_PREFIX + head).alias("p")).collect()}
+            "id", vector_to_array(tm.PROBABILITY_PREFIX + kind).alias("p")).collect()}
         for i, label in enumerate(classes, 1):
             dev[label] = [(probs[r["id"]][i], label in r[kind], label in vocabulary[r["id"]]) for r in dev_records]
         if progress:
-            progress(f"{head}: {len(classes)} classes fitted on {len(rows):,} rows")
+            progress(f"{kind}: {len(classes)} classes fitted on {len(rows):,} rows")
     clean = [i for i, r in enumerate(dev_records) if not r["sensitive"]]
     thresholds, choice = choose_thresholds(dev, sensitive, clean, settings)
     dev_x.unpersist()
@@ -218,7 +218,6 @@ def _shown(path: Path) -> str:
 
 def tag_records(spark, cfg: Config, model, records: list[dict]):
     """The nightly job's tagger (vocabulary or model) over {"id", "text", "locale"} records."""
-    from jobs.silver.tagger import tag, vocabulary_frame
     frame = spark.createDataFrame([(str(r["id"]), r.get("text") or "", r.get("locale")) for r in records],
                                   "id string, text string, locale string").select(
         "id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
