@@ -137,7 +137,7 @@ def test_a_conversation_that_turns_sensitive_later_yields_no_signal_on_any_night
     # the other conversations of the same user still count, so the rule is not blind suppression
     assert {r.conversation_id for r in topics.collect()} >= {"c-ok", "c-ok2"}
     flagged = [(r.conversation_id, r.flagged_date) for r in _read(spark, cfg, t.SENSITIVE_CONVERSATIONS).collect()]
-    assert flagged == [("c-turn", D2)]
+    assert sorted(flagged) == [("c-model", D1), ("c-turn", D2)]  # c-model: flagged by the learned model
 
 
 def test_the_daily_chat_aggregate_of_the_earlier_night_loses_the_conversation(spark, nights):
