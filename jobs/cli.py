@@ -291,8 +291,7 @@ def cmd_train_tagger(args, progress):
     with progress.stage("train tagger") as step:
         manifest = tagger_train.train(spark, cfg, Path(args.corpus), Path(args.out), progress=progress.note)
         step.detail = manifest["version"]
-    rows = [{"split": name, **{k: v for k, v in manifest[f"{name}_scores"].items() if k != "confusion"}}
-            for name in ("dev", "test")]
+    rows = [{"split": name, **manifest[f"{name}_scores"]} for name in ("dev", "test")]
     print(render_table(rows))
     folder = Path(args.out) / manifest["version"]
     print(f"\nmodel written to {folder}; to use it, set `model:` in conf/taxonomy.yaml to that folder")
