@@ -9,7 +9,7 @@ SPARK_MINOR := 4.1
 JARS_DIR    := jars
 JARS        := $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar $(JARS_DIR)/delta-storage-$(DELTA).jar
 
-.PHONY: install jars demo quick-demo test airflow-backfill train-tagger tagger-eval clean
+.PHONY: install jars demo quick-demo test airflow-backfill train-tagger tagger-eval conf-schema clean
 
 install: $(VENV)/.installed
 jars: $(JARS)
@@ -46,6 +46,10 @@ train-tagger: install jars
 
 tagger-eval: install jars
 	$(BIN)/audience tag --evaluate models/tagger_corpus --split test
+
+# JSON Schemas of conf/*.yaml for editors, from the pydantic models (a test fails when they are stale).
+conf-schema: install
+	$(BIN)/python -m jobs.config --schemas conf/schema
 
 clean:
 	rm -rf warehouse landing data_docs spark-warehouse airflow_home logs

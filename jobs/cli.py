@@ -210,7 +210,7 @@ def cmd_erasure_audit(args, progress):
     if violations:
         print(render_table(violations, ["table", "where", "column", "scope", "rows", "problem"]))
         raise AudienceError(f"{len(violations)} erasure violations for {due} requests past their deadline "
-                            f"(erasure_physical_days={cfg.retention['erasure_physical_days']}) on {args.date}")
+                            f"(erasure_physical_days={cfg.retention.erasure_physical_days}) on {args.date}")
     print(f"erasure audit {args.date}: {due} requests past their deadline, nothing of them stored "
           f"(current versions, files on disk, change data)")
 

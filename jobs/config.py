@@ -1,39 +1,167 @@
 """Load and validate conf/: regions and policies, taxonomy, scoring, runtime profiles.
 
-Everything is checked at start so that a bad file stops a command with one line naming the file
-and the key, never later in the middle of a Spark job.
+Each file has a pydantic model that refuses unknown keys (a typo such as `min_audiance_size` must
+not fall back to a default of the policy that guards minors and small audiences). A bad file stops
+a command with one line naming the file and the key, never later in the middle of a Spark job.
+`python -m jobs.config --schemas conf/schema` writes the files' JSON Schemas for editors.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import difflib
+import json
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import StringConstraints, ValidationError
 
 from jobs import REPO_ROOT
 from jobs.errors import ConfigError
 
 DEFAULT_CONF_DIR = REPO_ROOT / "conf"
-ENGAGEMENT_EVENT_TYPES = ("like", "comment", "share", "follow", "search", "click", "view")
-SUPPRESSION_MODES = ("conversation", "message")
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+Text = Annotated[str, StringConstraints(min_length=1)]
+TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+TopicIds = Annotated[tuple[TopicId, ...], Field(strict=False)]   # a YAML list
+CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
-@dataclass(frozen=True)
-class RegionPolicy:
-    chat_signals_from: dt.date | None
-    min_age: int
-    min_audience_size: int
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------------------- regions.yaml
+class RegionPolicy(_Strict):
+    """A region's privacy and targeting policy (SPEC section 4)."""
+    chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
+    min_age: NonNegativeInt
+    min_audience_size: NonNegativeInt
     honor_chat_opt_out: bool
-    sensitive_suppression: str
-    lookback_days: int
-    half_life_days: float
-    min_score: float
-    top_k: int
-    blocked_segments: tuple[str, ...] = ()
+    sensitive_suppression: Literal["conversation", "message"]
+    lookback_days: PositiveInt
+    half_life_days: PositiveFloat
+    min_score: NonNegativeFloat
+    top_k: PositiveInt
+    blocked_segments: TopicIds = ()
+
+
+class PolicyOverrides(_Strict):
+    """A region's own `policy`: any key of `policy_defaults`, which it overrides."""
+    chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
+    min_age: NonNegativeInt | None = None
+    min_audience_size: NonNegativeInt | None = None
+    honor_chat_opt_out: bool | None = None
+    sensitive_suppression: Literal["conversation", "message"] | None = None
+    lookback_days: PositiveInt | None = None
+    half_life_days: PositiveFloat | None = None
+    min_score: NonNegativeFloat | None = None
+    top_k: PositiveInt | None = None
+    blocked_segments: TopicIds | None = None
+
+
+class Region(_Strict):
+    countries: list[CountryCode]
+    policy: PolicyOverrides = PolicyOverrides()
+
+
+class RegionsFile(_Strict):
+    default_region: Text
+    regions: dict[Text, Region]
+    policy_defaults: RegionPolicy
+    iso_countries: list[CountryCode]
+
+
+# -------------------------------------------------------------------------------------- taxonomy.yaml
+class TopicNode(_Strict):
+    name: Text
+    iab_audience_id: Text
+    iab_related_ids: list[Text] = []   # other IAB segments the topic also matches (SPEC section 5)
+    vocab: dict[str, list[Text]]
+
+
+class SensitiveCategory(_Strict):
+    """Detected only to suppress: no audience id."""
+    name: Text
+    vocab: dict[str, list[Text]]
+
+
+class Negation(_Strict):
+    window: NonNegativeInt
+    cues: dict[str, list[Text]]
+
+
+class TaxonomyFile(_Strict):
+    languages: list[Text]
+    model: Text
+    topics: dict[TopicId, TopicNode]
+    sensitive: dict[TopicId, SensitiveCategory]
+    negation: Negation
+
+
+# --------------------------------------------------------------------------------------- scoring.yaml
+class EngagementWeights(_Strict):
+    like: NonNegativeFloat
+    comment: NonNegativeFloat
+    share: NonNegativeFloat
+    follow: NonNegativeFloat
+    search: NonNegativeFloat
+    click: NonNegativeFloat
+    view: NonNegativeFloat
+
+
+ENGAGEMENT_EVENT_TYPES = tuple(EngagementWeights.model_fields)
+
+
+class ScoringFile(_Strict):
+    engagement_weights: EngagementWeights
+    chat_turn_weight: NonNegativeFloat
+    daily_cap_per_topic: NonNegativeFloat
+
+
+# -------------------------------------------------------------------------------------- pipeline.yaml
+class Profile(_Strict):
+    master: Text
+    landing: str
+    warehouse: str
+    shuffle_partitions: PositiveInt
+    allow_dev_pseudonym_key: bool
+    retention_check: bool = True
+    name: str = ""
+
+
+class Ingest(_Strict):
+    timestamp_tolerance_hours: NonNegativeInt
+    duplicate_lookback_days: NonNegativeInt
+
+
+class Retention(_Strict):
+    chat_text_retention_days: NonNegativeInt
+    quarantine_retention_days: NonNegativeInt
+    erasure_physical_days: NonNegativeInt
+    vacuum_retention_hours: NonNegativeInt
+
+
+class Quality(_Strict):
+    trailing_days: NonNegativeInt
+    row_count_band: Annotated[float, Field(gt=0, lt=1)]
+    max_quarantine_share: NonNegativeFloat
+    data_docs: str = ""
+
+
+class PipelineFile(_Strict):
+    profile: Text
+    profiles: dict[Text, Profile]
+    spark: dict[str, str | int | float | bool] = {}
+    ingest: Ingest
+    retention: Retention
+    quality: Quality
 
 
 @dataclass(frozen=True)
@@ -45,19 +173,13 @@ class Topic:
     vocab: dict[str, list[str]]
 
 
+FILES = {"pipeline.yaml": PipelineFile, "regions.yaml": RegionsFile, "taxonomy.yaml": TaxonomyFile,
+         "scoring.yaml": ScoringFile}
+
+
 @dataclass(frozen=True)
-class Profile:
-    name: str
-    master: str
-    landing: str
-    warehouse: str
-    shuffle_partitions: int
-    allow_dev_pseudonym_key: bool
-    retention_check: bool = True
-
-
-@dataclass
 class Config:
+    """Every conf file, validated and resolved (policies merged, roots overridden, paths absolute)."""
     conf_dir: Path
     profile: Profile
     spark_conf: dict[str, str]
@@ -74,9 +196,9 @@ class Config:
     daily_cap_per_topic: float
     timestamp_tolerance_hours: int
     duplicate_lookback_days: int
-    tagger_model: str = ""
-    retention: dict[str, int] = field(default_factory=dict)
-    quality: dict = field(default_factory=dict)
+    tagger_model: str
+    retention: Retention
+    quality: Quality
 
     @property
     def landing(self) -> Path:
@@ -89,7 +211,12 @@ class Config:
     @property
     def data_docs(self) -> Path:
         """GX project and its Data Docs site: `quality.data_docs`, else beside the warehouse."""
-        return Path(self.quality.get("data_docs") or self.warehouse.absolute().parent / "data_docs")
+        return Path(self.quality.data_docs or self.warehouse.absolute().parent / "data_docs")
+
+    def with_policy(self, region: str, **changes) -> Config:
+        """A copy with one region's policy changed and validated (what-if runs, tests)."""
+        policy = RegionPolicy.model_validate({**self.regions[region].model_dump(), **changes}, strict=False)
+        return dataclasses.replace(self, regions={**self.regions, region: policy})
 
     def region_of(self, country: str) -> str:
         return self.country_region.get(country, self.default_region)
@@ -99,222 +226,115 @@ class Config:
         return [t for t in self.topics.values() if not t.sensitive]
 
 
-class _Reader:
-    """Typed access to one YAML file that reports errors as `file: key: problem`."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if not path.is_file():
-            raise ConfigError(path, "-", "file not found")
-        try:
-            self.data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "-"
-            raise ConfigError(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
-        if not isinstance(self.data, dict):
-            raise ConfigError(path, "-", "top level must be a mapping")
-
-    def fail(self, key, problem):
-        raise ConfigError(self.path, key, problem)
-
-    def get(self, node, key, kind, where, required=True, default=None):
-        full = f"{where}.{key}" if where else key
-        if not isinstance(node, dict):
-            self.fail(where or "-", "must be a mapping")
-        if key not in node or node[key] is None:
-            if required:
-                self.fail(full, "missing")
-            return default
-        value = _resolve_env(node[key]) if isinstance(node[key], str) else node[key]
-        return _coerce(self, full, value, kind)
+def _resolve_env(node):
+    if isinstance(node, str):
+        return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), node)
+    if isinstance(node, dict):
+        return {k: _resolve_env(v) for k, v in node.items()}
+    return [_resolve_env(v) for v in node] if isinstance(node, list) else node
 
 
-def _resolve_env(text: str) -> str:
-    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+def _problem(error: dict) -> str:
+    if error["type"] == "missing":
+        return "missing"
+    if error["type"] == "extra_forbidden":
+        known = {name for model in _all_models() for name in model.model_fields}
+        close = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"{error['msg']}, got {error['input']!r}"
 
 
-def _coerce(reader, key, value, kind):
-    if kind == "date":
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            reader.fail(key, f"expected a date YYYY-MM-DD, got {value!r}")
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            reader.fail(key, f"expected a whole number >= 0, got {value!r}")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            reader.fail(key, f"expected a number >= 0, got {value!r}")
-        return float(value)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            reader.fail(key, f"expected true or false, got {value!r}")
-        return value
-    if kind == "str":
-        if not isinstance(value, (str, int)) or str(value) == "":
-            reader.fail(key, f"expected a non-empty string, got {value!r}")
-        return str(value)
-    if kind == "list":
-        if not isinstance(value, list):
-            reader.fail(key, f"expected a list, got {type(value).__name__}")
-        return value
-    if kind == "dict":
-        if not isinstance(value, dict):
-            reader.fail(key, f"expected a mapping, got {type(value).__name__}")
-        return value
-    raise AssertionError(kind)
+def _all_models():
+    seen, todo = set(), list(FILES.values()) + [PolicyOverrides]
+    while todo:
+        model = todo.pop()
+        if model not in seen:
+            seen.add(model)
+            todo += [a for f in model.model_fields.values() for a in _nested(f.annotation)]
+    return seen
 
 
-def _load_policy(reader, node, where, base=None):
-    base = base or {}
-    def pick(key, kind):
-        if isinstance(node, dict) and key in node:
-            return reader.get(node, key, kind, where, required=False)
-        if key in base:
-            return base[key]
-        return reader.get(node, key, kind, where)
-    policy = dict(
-        chat_signals_from=pick("chat_signals_from", "date"),
-        min_age=pick("min_age", "int"),
-        min_audience_size=pick("min_audience_size", "int"),
-        honor_chat_opt_out=pick("honor_chat_opt_out", "bool"),
-        sensitive_suppression=pick("sensitive_suppression", "str"),
-        lookback_days=pick("lookback_days", "int"),
-        half_life_days=pick("half_life_days", "float"),
-        min_score=pick("min_score", "float"),
-        top_k=pick("top_k", "int"),
-        blocked_segments=tuple(pick("blocked_segments", "list") or ()),
-    )
-    if policy["sensitive_suppression"] not in SUPPRESSION_MODES:
-        reader.fail(f"{where}.sensitive_suppression", f"must be one of {', '.join(SUPPRESSION_MODES)}")
-    for key in ("lookback_days", "top_k", "half_life_days"):
-        if not policy[key]:
-            reader.fail(f"{where}.{key}", "must be greater than 0")
-    return policy
+def _nested(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _nested(arg)]
 
 
-def _load_regions(path: Path):
-    r = _Reader(path)
-    iso = r.get(r.data, "iso_countries", "list", "")
-    bad = [c for c in iso if not (isinstance(c, str) and re.fullmatch(r"[A-Z]{2}", c))]
-    if bad:
-        r.fail("iso_countries", f"not ISO 3166-1 alpha-2 codes: {bad[:5]}")
-    iso = frozenset(iso)
-    default_region = r.get(r.data, "default_region", "str", "")
-    defaults_node = r.get(r.data, "policy_defaults", "dict", "")
-    defaults = {}
-    for key in ("min_age", "min_audience_size", "lookback_days", "top_k"):
-        defaults[key] = r.get(defaults_node, key, "int", "policy_defaults")
-    for key in ("half_life_days", "min_score"):
-        defaults[key] = r.get(defaults_node, key, "float", "policy_defaults")
-    defaults["honor_chat_opt_out"] = r.get(defaults_node, "honor_chat_opt_out", "bool", "policy_defaults")
-    defaults["sensitive_suppression"] = r.get(defaults_node, "sensitive_suppression", "str", "policy_defaults")
-    defaults["chat_signals_from"] = r.get(defaults_node, "chat_signals_from", "date", "policy_defaults",
-                                          required=False)
-    defaults["blocked_segments"] = r.get(defaults_node, "blocked_segments", "list", "policy_defaults",
-                                         required=False) or []
-    regions, country_region = {}, {}
-    for name, node in r.get(r.data, "regions", "dict", "").items():
-        where = f"regions.{name}"
-        countries = r.get(node, "countries", "list", where)
-        for country in countries:
+def read_file(path: Path, model=None, env: bool = False):
+    """One conf file parsed and validated by its model; errors as `file: key: problem`."""
+    if not path.is_file():
+        raise ConfigError(path, "-", "file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "-"
+        raise ConfigError(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(path, "-", "top level must be a mapping")
+    try:
+        return (model or FILES[path.name]).model_validate(_resolve_env(data) if env else data)
+    except ValidationError as exc:
+        # a misspelt key also shows as the right one missing: name the typo
+        error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise ConfigError(path, ".".join(str(p) for p in error["loc"]) or "-", _problem(error)) from None
+
+
+def _regions(path: Path, taxonomy: dict[str, Topic]):
+    f = read_file(path)
+    iso, country_region, regions = frozenset(f.iso_countries), {}, {}
+    for name, region in f.regions.items():
+        for country in region.countries:
             if country not in iso:
-                r.fail(f"{where}.countries", f"{country!r} is not in iso_countries")
+                raise ConfigError(path, f"regions.{name}.countries", f"{country!r} is not in iso_countries")
             if country in country_region:
-                r.fail(f"{where}.countries", f"{country} is already in region {country_region[country]}")
+                raise ConfigError(path, f"regions.{name}.countries",
+                                  f"{country} is already in region {country_region[country]}")
             country_region[country] = name
-        policy_node = node.get("policy") or {}
-        regions[name] = RegionPolicy(**_load_policy(r, policy_node, f"{where}.policy", defaults))
-    if default_region not in regions:
-        r.fail("default_region", f"{default_region!r} is not a region")
-    return regions, country_region, default_region, iso
+        policy = f.policy_defaults.model_copy(update=region.policy.model_dump(exclude_unset=True))
+        regions[name] = RegionPolicy.model_validate(policy.model_dump())
+        unknown = [s for s in policy.blocked_segments if s not in taxonomy or taxonomy[s].sensitive]
+        if unknown:
+            raise ConfigError(path, f"regions.{name}.policy.blocked_segments", f"not targetable topic ids: {unknown}")
+    if f.default_region not in regions:
+        raise ConfigError(path, "default_region", f"{f.default_region!r} is not a region")
+    return regions, country_region, f.default_region, iso
 
 
-def _load_taxonomy(path: Path):
-    r = _Reader(path)
-    languages = r.get(r.data, "languages", "list", "")
+def _taxonomy(path: Path) -> tuple[TaxonomyFile, dict[str, Topic]]:
+    f = read_file(path)
     topics = {}
     for section, sensitive in (("topics", False), ("sensitive", True)):
-        for topic_id, node in r.get(r.data, section, "dict", "").items():
-            where = f"{section}.{topic_id}"
-            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(topic_id)):
-                r.fail(where, "topic ids are lower_snake_case")
+        for topic_id, node in getattr(f, section).items():
             if topic_id in topics:
-                r.fail(where, "topic id defined twice")
-            vocab = r.get(node, "vocab", "dict", where)
-            for lang in languages:
-                terms = r.get(vocab, lang, "list", f"{where}.vocab")
-                if not terms or not all(isinstance(t, str) and t.strip() for t in terms):
-                    r.fail(f"{where}.vocab.{lang}", "needs at least one non-empty term")
-            topics[topic_id] = Topic(
-                topic_id=topic_id,
-                name=r.get(node, "name", "str", where),
-                sensitive=sensitive,
-                iab_audience_id=None if sensitive else r.get(node, "iab_audience_id", "str", where),
-                vocab={lang: [str(t) for t in vocab[lang]] for lang in languages},
-            )
-    negation = r.get(r.data, "negation", "dict", "")
-    cues = r.get(negation, "cues", "dict", "negation")
-    for lang in languages:
-        r.get(cues, lang, "list", "negation.cues")
-    model = r.get(r.data, "model", "str", "")
-    if "://" not in model and not Path(model).is_absolute():
-        model = str(REPO_ROOT / model)
-    return languages, topics, r.get(negation, "window", "int", "negation"), cues, model
+                raise ConfigError(path, f"{section}.{topic_id}", "topic id defined twice")
+            for lang in f.languages:
+                if not node.vocab.get(lang):
+                    raise ConfigError(path, f"{section}.{topic_id}.vocab.{lang}", "needs at least one term")
+            topics[topic_id] = Topic(topic_id, node.name, sensitive, getattr(node, "iab_audience_id", None),
+                                     {lang: node.vocab[lang] for lang in f.languages})
+    for lang in f.languages:
+        if lang not in f.negation.cues:
+            raise ConfigError(path, f"negation.cues.{lang}", "missing")
+    return f, topics
 
 
-def _load_scoring(path: Path):
-    r = _Reader(path)
-    weights_node = r.get(r.data, "engagement_weights", "dict", "")
-    weights = {e: r.get(weights_node, e, "float", "engagement_weights") for e in ENGAGEMENT_EVENT_TYPES}
-    unknown = set(weights_node) - set(ENGAGEMENT_EVENT_TYPES)
-    if unknown:
-        r.fail("engagement_weights", f"unknown event types {sorted(unknown)}")
-    return (weights, r.get(r.data, "chat_turn_weight", "float", ""),
-            r.get(r.data, "daily_cap_per_topic", "float", ""))
-
-
-def _load_pipeline(path: Path, profile_name: str | None):
-    r = _Reader(path)
-    profiles = r.get(r.data, "profiles", "dict", "")
-    name = profile_name or os.environ.get("AUDIENCE_PROFILE") or r.get(r.data, "profile", "str", "")
-    if name not in profiles:
-        r.fail("profile", f"unknown profile {name!r} (have: {', '.join(profiles)})")
-    node, where = profiles[name], f"profiles.{name}"
-    profile = Profile(
-        name=name,
-        master=r.get(node, "master", "str", where),
-        landing=r.get(node, "landing", "str", where),
-        warehouse=r.get(node, "warehouse", "str", where),
-        shuffle_partitions=r.get(node, "shuffle_partitions", "int", where),
-        allow_dev_pseudonym_key=r.get(node, "allow_dev_pseudonym_key", "bool", where),
-        retention_check=r.get(node, "retention_check", "bool", where),
-    )
-    spark_conf = {str(k): str(v) for k, v in (r.get(r.data, "spark", "dict", "", required=False) or {}).items()}
-    ingest = r.get(r.data, "ingest", "dict", "")
-    retention_node = r.get(r.data, "retention", "dict", "")
-    retention = {k: r.get(retention_node, k, "int", "retention")
-                 for k in ("chat_text_retention_days", "quarantine_retention_days", "erasure_physical_days",
-                           "vacuum_retention_hours")}
-    if retention["vacuum_retention_hours"] > retention["erasure_physical_days"] * 24:
-        r.fail("retention.vacuum_retention_hours", "must not exceed erasure_physical_days * 24: erased rows "
-                                                   "would outlive their deadline on disk")
-    tolerance = r.get(ingest, "timestamp_tolerance_hours", "int", "ingest")
-    lookback = r.get(ingest, "duplicate_lookback_days", "int", "ingest")
-    if lookback * 24 < tolerance:
-        r.fail("ingest.duplicate_lookback_days", "must cover timestamp_tolerance_hours")
-    q = r.get(r.data, "quality", "dict", "")
-    quality = {"trailing_days": r.get(q, "trailing_days", "int", "quality"),
-               "row_count_band": r.get(q, "row_count_band", "float", "quality"),
-               "max_quarantine_share": r.get(q, "max_quarantine_share", "float", "quality"),
-               "data_docs": _resolve_env(str(q.get("data_docs") or ""))}
-    if not 0 < quality["row_count_band"] < 1:
-        r.fail("quality.row_count_band", "must lie between 0 and 1 (0.5 allows half to twice the trailing mean)")
-    return profile, spark_conf, tolerance, lookback, retention, quality
+def _pipeline(path: Path, profile_name: str | None, overrides: dict) -> PipelineFile:
+    f = read_file(path, env=True)
+    name = profile_name or os.environ.get("AUDIENCE_PROFILE") or f.profile
+    if name not in f.profiles:
+        raise ConfigError(path, "profile", f"unknown profile {name!r} (have: {', '.join(f.profiles)})")
+    profile = f.profiles[name].model_copy(update={"name": name, **overrides})
+    for key in ("landing", "warehouse"):
+        if not getattr(profile, key):
+            raise ConfigError(path, f"profiles.{name}.{key}",
+                              f"empty (set it, its environment variable, or pass --{key})")
+    if f.retention.vacuum_retention_hours > f.retention.erasure_physical_days * 24:
+        raise ConfigError(path, "retention.vacuum_retention_hours", "must not exceed erasure_physical_days * 24: "
+                                                                    "erased rows would outlive their deadline on disk")
+    if f.ingest.duplicate_lookback_days * 24 < f.ingest.timestamp_tolerance_hours:
+        raise ConfigError(path, "ingest.duplicate_lookback_days", "must cover timestamp_tolerance_hours")
+    return f.model_copy(update={"profile": name, "profiles": {name: profile}})
 
 
 def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Config:
@@ -322,28 +342,39 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
     conf_dir = Path(conf_dir or os.environ.get("AUDIENCE_CONF") or DEFAULT_CONF_DIR)
     if not conf_dir.is_dir():
         raise ConfigError(conf_dir, "-", "conf folder not found")
-    prof, spark_conf, tolerance, dup_lookback, retention, quality = _load_pipeline(conf_dir / "pipeline.yaml", profile)
     overrides = {k: str(v) for k, v in (("landing", landing), ("warehouse", warehouse)) if v}
-    if overrides:
-        prof = Profile(**{**prof.__dict__, **overrides})
-    for key in ("landing", "warehouse"):
-        if not getattr(prof, key):
-            raise ConfigError(conf_dir / "pipeline.yaml", f"profiles.{prof.name}.{key}",
-                              "empty (set it, its environment variable, or pass --" + key + ")")
-    regions, country_region, default_region, iso = _load_regions(conf_dir / "regions.yaml")
-    languages, topics, neg_window, neg_cues, tagger_model = _load_taxonomy(conf_dir / "taxonomy.yaml")
-    for name, policy in regions.items():
-        unknown = [s for s in policy.blocked_segments if s not in topics or topics[s].sensitive]
-        if unknown:
-            raise ConfigError(conf_dir / "regions.yaml", f"regions.{name}.policy.blocked_segments",
-                              f"not targetable topic ids: {unknown}")
-    weights, chat_weight, cap = _load_scoring(conf_dir / "scoring.yaml")
+    pipe = _pipeline(conf_dir / "pipeline.yaml", profile, overrides)
+    taxonomy, topics = _taxonomy(conf_dir / "taxonomy.yaml")
+    regions, country_region, default_region, iso = _regions(conf_dir / "regions.yaml", topics)
+    scoring = read_file(conf_dir / "scoring.yaml")
+    model = taxonomy.model
     return Config(
-        conf_dir=conf_dir, profile=prof, spark_conf=spark_conf, regions=regions,
-        country_region=country_region, default_region=default_region, iso_countries=iso,
-        languages=languages, topics=topics, negation_window=neg_window, negation_cues=neg_cues,
-        engagement_weights=weights, chat_turn_weight=chat_weight, daily_cap_per_topic=cap,
-        timestamp_tolerance_hours=tolerance, duplicate_lookback_days=dup_lookback, tagger_model=tagger_model,
-        retention=retention,
-        quality=quality,
+        conf_dir=conf_dir, profile=pipe.profiles[pipe.profile],
+        spark_conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in pipe.spark.items()},
+        regions=regions, country_region=country_region, default_region=default_region, iso_countries=iso,
+        languages=taxonomy.languages, topics=topics, negation_window=taxonomy.negation.window,
+        negation_cues=taxonomy.negation.cues, engagement_weights=scoring.engagement_weights.model_dump(),
+        chat_turn_weight=scoring.chat_turn_weight, daily_cap_per_topic=scoring.daily_cap_per_topic,
+        timestamp_tolerance_hours=pipe.ingest.timestamp_tolerance_hours,
+        duplicate_lookback_days=pipe.ingest.duplicate_lookback_days,
+        tagger_model=model if "://" in model or Path(model).is_absolute() else str(REPO_ROOT / model),
+        retention=pipe.retention, quality=pipe.quality,
     )
+
+
+def write_schemas(folder: Path) -> list[Path]:
+    """JSON Schema of each conf file, for editors (`# yaml-language-server: $schema=...`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in FILES.items():
+        target = folder / name.replace(".yaml", ".schema.json")
+        target.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
+        written.append(target)
+    return written
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--schemas"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m jobs.config --schemas FOLDER")
+    for p in write_schemas(Path(sys.argv[2])):
+        print(p)

@@ -35,7 +35,7 @@ def due_needles(spark, cfg: Config, today: dt.date) -> DataFrame | None:
     path = t.ERASURE_REQUESTS.path(cfg.warehouse)
     if not delta_exists(spark, path):
         return None
-    deadline = today - dt.timedelta(days=cfg.retention["erasure_physical_days"])
+    deadline = today - dt.timedelta(days=cfg.retention.erasure_physical_days)
     r = (spark.read.format("delta").load(path).where(F.col("ingest_date") <= F.lit(deadline))
          .select("scope", "user_key", "target_id", F.col("ingest_date").alias("received_date")))
     ids = r.where(F.col("scope").isin("message", "conversation"))

@@ -26,7 +26,7 @@ LARGE_TABLES = (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS, t.CHAT_TOPICS, t.DAILY_SIG
 def expire_text(spark, cfg: Config, today: dt.date) -> int:
     """Null chat text and search text in bronze once it has been kept chat_text_retention_days
     (ingested on day X: kept X .. X+N-1, removed on X+N)."""
-    cutoff = today - dt.timedelta(days=cfg.retention["chat_text_retention_days"])
+    cutoff = today - dt.timedelta(days=cfg.retention.chat_text_retention_days)
     changed = 0
     for table, column in ((t.CHAT_MESSAGES, "text"), (t.ENGAGEMENT_EVENTS, "query_text")):
         path = table.path(cfg.warehouse)
@@ -39,7 +39,7 @@ def expire_text(spark, cfg: Config, today: dt.date) -> int:
 
 
 def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
-    cutoff = today - dt.timedelta(days=cfg.retention["quarantine_retention_days"])
+    cutoff = today - dt.timedelta(days=cfg.retention.quarantine_retention_days)
     path = t.QUARANTINE.path(cfg.warehouse)
     if not delta_exists(spark, path):
         return 0
@@ -52,7 +52,7 @@ def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
 def purge(spark, cfg: Config, table: t.Table) -> None:
     """Physically remove what is no longer in the table: PURGE deletion vectors, CDF off, VACUUM."""
     path = table.path(cfg.warehouse)
-    hours = cfg.retention["vacuum_retention_hours"]
+    hours = cfg.retention.vacuum_retention_hours
     properties = DeltaTable.forPath(spark, path).detail().first().properties
     settings = {"delta.deletedFileRetentionDuration": f"interval {hours} hours"}
     if properties.get("delta.enableChangeDataFeed") == "true":
@@ -91,7 +91,7 @@ def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> l
         if delta_exists(spark, path):
             with progress.stage(f"optimize {table.qualified}"):
                 DeltaTable.forPath(spark, path).optimize().executeCompaction()
-    hours = cfg.retention["vacuum_retention_hours"]
+    hours = cfg.retention.vacuum_retention_hours
     vacuumed_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
     for table in t.ALL_TABLES:
         if delta_exists(spark, table.path(cfg.warehouse)):

@@ -95,14 +95,14 @@ def parameters(spark, cfg: Config, d: dt.date) -> dict:
         "window_start": (start - tolerance).isoformat(), "window_end": (start + dt.timedelta(days=1) + tolerance).isoformat(),
         "max_birth_year": d.year, "max_daily_weight": cfg.daily_cap_per_topic,
         "catalog_rows": len(cfg.regions) * len(cfg.targetable_topics),
-        "max_quarantine_share": cfg.quality["max_quarantine_share"],
+        "max_quarantine_share": cfg.quality.max_quarantine_share,
     }
     # Drift: accepted rows of the trailing days (a few rows per day from the reconciliation table).
-    band = cfg.quality["row_count_band"]
+    band = cfg.quality.row_count_band
     trailing = {}
     path = t.INGEST_RECONCILIATION.path(cfg.warehouse)
     if delta_exists(spark, path):
-        since = d - dt.timedelta(days=cfg.quality["trailing_days"])
+        since = d - dt.timedelta(days=cfg.quality.trailing_days)
         trailing = {r.dataset: r.mean for r in spark.read.format("delta").load(path)
                     .where((F.col("ingest_date") >= F.lit(since)) & (F.col("ingest_date") < F.lit(d)))
                     .groupBy("dataset").agg(F.avg("accepted").alias("mean")).collect()}

@@ -19,6 +19,14 @@ def spark(tmp_path_factory):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def cfg():
+    """The shipped conf on the test profile, shared and frozen: a test that needs another policy
+    takes `cfg.with_policy(region, ...)`, a copy."""
+    from jobs.config import load_config
+    return load_config(profile="test")
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """A test-profile Config whose landing and warehouse live under this test's tmp_path."""

@@ -43,7 +43,7 @@ def test_taxonomy_has_all_spec_topics_with_iab_ids_and_eight_languages():
 @pytest.mark.parametrize("file,old,new,key", [
     ("regions.yaml", "  min_age: 18", "  min_age: eighteen", "policy_defaults.min_age"),
     ("regions.yaml", "sensitive_suppression: conversation", "sensitive_suppression: sometimes",
-     "regions.EU.policy.sensitive_suppression"),
+     "policy_defaults.sensitive_suppression"),
     ("regions.yaml", "countries: [CA]", "countries: [CA, QQ]", "regions.CA.countries"),
     ("scoring.yaml", "  follow: 3.0", "  follow: -3", "engagement_weights.follow"),
     ("pipeline.yaml", "profile: local", "profile: nowhere", "profile"),
@@ -57,6 +57,39 @@ def test_bad_conf_value_names_file_and_key(conf_copy, file, old, new, key):
     with pytest.raises(ConfigError) as err:
         load_config(conf_copy)
     assert err.value.file == path and err.value.key == key
+
+
+@pytest.mark.parametrize("file,old,new,key", [
+    # a typo must not fall back to the default of the policy that guards small audiences and minors
+    ("regions.yaml", "      chat_signals_from: 2025-12-16", "      chat_signals_from: 2025-12-16\n      min_audiance_size: 5",
+     "regions.EU.policy.min_audiance_size"),
+    ("regions.yaml", "      chat_signals_from: 2025-12-16", "      chat_signals_from_date: 2025-12-16",
+     "regions.EU.policy.chat_signals_from_date"),
+    ("pipeline.yaml", "  trailing_days: 7", "  trailing_day: 7", "quality.trailing_day"),
+    ("taxonomy.yaml", "    name: Travel", "    name: Travel\n    sensitve: true", "topics.travel.sensitve"),
+])
+def test_unknown_conf_key_is_an_error_naming_file_and_key(conf_copy, file, old, new, key):
+    path = conf_copy / file
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match="unknown key") as err:
+        load_config(conf_copy)
+    assert err.value.file == path and err.value.key == key
+
+
+def test_misspelt_key_error_suggests_the_known_one(conf_copy):
+    path = conf_copy / "regions.yaml"
+    path.write_text(path.read_text().replace("  min_audience_size: 100", "  min_audiance_size: 100", 1))
+    with pytest.raises(ConfigError, match="did you mean 'min_audience_size'"):
+        load_config(conf_copy)
+
+
+def test_committed_json_schemas_match_the_models(tmp_path):
+    from jobs.config import write_schemas
+    for generated in write_schemas(tmp_path):
+        committed = DEFAULT_CONF_DIR / "schema" / generated.name
+        assert committed.read_text() == generated.read_text(), f"run make conf-schema: {committed} is stale"
 
 
 def test_invalid_yaml_reports_the_line(conf_copy):

@@ -4,7 +4,6 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.config import load_config
 from jobs.gold import segments as seg
 from jobs.silver.signals import region_policy_frame
 
@@ -12,11 +11,6 @@ D = dt.date(2026, 1, 10)
 STATE_SCHEMA = "user_key string, birth_year int, country string, region string, ai_chat_ads boolean, " \
                "personalized_ads boolean, has_profile boolean, state_date date"
 SIGNAL_SCHEMA = "user_key string, topic string, source string, signal_date date, weight double, signals long"
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(profile="test")
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +38,7 @@ def test_score_decays_by_half_life_and_ignores_signals_past_the_lookback(spark, 
 
 def test_us_chat_only_interest_counts_only_from_the_us_rollout_date(spark, cfg):
     rollout = dt.date(2026, 1, 5)
-    us = cfg.regions["US"]
-    cfg.regions["US"] = us.__class__(**{**us.__dict__, "chat_signals_from": rollout})
-    try:
-        policies = region_policy_frame(spark, cfg)
-    finally:
-        cfg.regions["US"] = us
+    policies = region_policy_frame(spark, cfg.with_policy("US", chat_signals_from=rollout))
     state = _state(spark, [("u", 1980, "US", "US", True, True)])
     signals = [("u", "music", "chat", rollout - dt.timedelta(days=2), 5.0, 3)]
     not_rolled_out = _scores(spark, region_policy_frame(spark, cfg), signals, state, day=D)
@@ -114,12 +103,7 @@ def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
 
 
 def test_segment_the_regions_policy_blocks_is_suppressed_whatever_its_size(spark, cfg):
-    eu = cfg.regions["EU"]
-    cfg.regions["EU"] = eu.__class__(**{**eu.__dict__, "blocked_segments": ("wine_spirits",)})
-    try:
-        policies = region_policy_frame(spark, cfg)
-    finally:
-        cfg.regions["EU"] = eu
+    policies = region_policy_frame(spark, cfg.with_policy("EU", blocked_segments=("wine_spirits",)))
     candidates = spark.createDataFrame(_candidates(spark, 150, "wine_spirits"),
                                        "snapshot_date date, region string, segment_id string, user_key string, "
                                        "score double, chat_score double, engagement_score double, last_signal_date date")

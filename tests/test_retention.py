@@ -11,7 +11,7 @@ TODAY = dt.date(2026, 2, 1)
 
 def test_chat_text_is_kept_exactly_the_retention_days(spark, make_cfg):
     cfg = make_cfg()
-    days = cfg.retention["chat_text_retention_days"]
+    days = cfg.retention.chat_text_retention_days
     assert days == 30
     rows = [(f"m{age}", "k" * 64, "some text", TODAY - dt.timedelta(days=age)) for age in (days + 1, days, days - 1, 0)]
     frame = spark.createDataFrame(rows, "message_id string, user_key string, text string, ingest_date date")

@@ -3,7 +3,6 @@ import datetime as dt
 
 import pytest
 
-from jobs.config import load_config
 from jobs.silver import signals as sig
 from jobs.silver.user_state import region_frame
 
@@ -12,18 +11,8 @@ TURNS = "message_id string, conversation_id string, user_key string, country str
 TAGS = "message_id string, topics array<string>, sensitive array<string>"
 
 
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(profile="test")
-
-
 def _chat(spark, cfg, turns, tags, mode="conversation", opted_out=()):
-    eu = cfg.regions["EU"]
-    cfg.regions["EU"] = eu.__class__(**{**eu.__dict__, "sensitive_suppression": mode})
-    try:
-        policies = sig.region_policy_frame(spark, cfg)
-    finally:
-        cfg.regions["EU"] = eu
+    policies = sig.region_policy_frame(spark, cfg.with_policy("EU", sensitive_suppression=mode))
     rows, _ = sig.chat_topics(spark.createDataFrame(turns, TURNS), spark.createDataFrame(tags, TAGS),
                               region_frame(spark, cfg), policies, cfg.default_region,
                               spark.createDataFrame([(u,) for u in opted_out], "user_key string"))

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from jobs import REPO_ROOT
-from jobs.config import load_config
 from jobs.errors import AudienceError
 from jobs.silver import tagger_model
 from jobs.silver.tagger import normalize_py, tag, vocabulary_frame
@@ -16,11 +15,6 @@ from jobs.silver.tagger_train import Settings, evaluate, read_labelled, tag_reco
 SENSITIVE_RECALL_FLOOR = 0.91
 FALSE_POSITIVE_CEILING = 0.18
 TOPIC_F1_FLOOR = 0.63
-
-
-@pytest.fixture(scope="module")
-def cfg():
-    return load_config(profile="test")
 
 
 @pytest.fixture(scope="module")
