@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import re
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -367,16 +368,25 @@ def cmd_sql(args, progress):
     print(render_table(rows, frame.columns) if frame.columns else "ok")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audience", description=__doc__)
-    parser.add_argument("--conf", help="conf folder (default: ./conf of the package, or $AUDIENCE_CONF)")
-    parser.add_argument("--landing", help="landing root (overrides the profile)")
-    parser.add_argument("--warehouse", help="warehouse root (overrides the profile)")
-    parser.add_argument("--profile", help="conf profile: local, test, cluster (default from conf or $AUDIENCE_PROFILE)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _common_options(default) -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (`audience run --date D --landing X`). After
+    it, their default is SUPPRESS, so that an absent one keeps the value given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf", default=default, help="conf folder (default: ./conf of the package, or $AUDIENCE_CONF)")
+    common.add_argument("--landing", default=default, help="landing root (overrides the profile)")
+    common.add_argument("--warehouse", default=default, help="warehouse root (overrides the profile)")
+    common.add_argument("--profile", default=default,
+                        help="conf profile: local, test, airflow, cluster (default from conf or $AUDIENCE_PROFILE)")
+    common.add_argument("-q", "--quiet", action="store_true", default=default or False, help="no progress lines")
+    return common
 
-    p = sub.add_parser("generate", help="write sample landing data")
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audience", description=__doc__, parents=[_common_options(None)])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(subparsers.add_parser, parents=[_common_options(argparse.SUPPRESS)])
+
+    p = add("generate", help="write sample landing data")
     p.add_argument("--date", type=_date, default=dt.date(2025, 12, 16), help="first day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=1)
     p.add_argument("--messages", type=int, default=20_000, help="chat messages per day")
@@ -386,65 +396,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--late-rate", type=float, default=0.05)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("run", help="run the nightly flow for one logical date")
+    p = add("run", help="run the nightly flow for one logical date")
     p.add_argument("--date", type=_date, required=True)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("backfill", help="run the nightly flow for every date of a range, in order")
+    p = add("backfill", help="run the nightly flow for every date of a range, in order")
     p.add_argument("--start", type=_date, required=True)
     p.add_argument("--end", type=_date, required=True)
     p.set_defaults(func=cmd_backfill)
 
-    p = sub.add_parser("stage", help="run one stage for one date (what each Airflow task does)")
+    p = add("stage", help="run one stage for one date (what each Airflow task does)")
     p.add_argument("stage", choices=("ingest", "privacy", "signals", "interests", "segments", "publish"))
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
     p.set_defaults(func=cmd_stage)
 
-    p = sub.add_parser("validate", help="re-run the quality suites on a date's stored tables")
+    p = add("validate", help="re-run the quality suites on a date's stored tables")
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--table", help="only this table's suite, e.g. gold.audience_segments")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("report", help="print a date's reconciliation and per-region segments")
+    p = add("report", help="print a date's reconciliation and per-region segments")
     p.add_argument("--date", type=_date, required=True)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("maintain", help="retention, OPTIMIZE and VACUUM of every table")
+    p = add("maintain", help="retention, OPTIMIZE and VACUUM of every table")
     p.add_argument("--date", type=_date, default=dt.date.today(), help="the day retention is counted from")
     p.set_defaults(func=cmd_maintain)
 
-    p = sub.add_parser("erasure-audit", help="find data of erasure requests past their deadline, on disk too")
+    p = add("erasure-audit", help="find data of erasure requests past their deadline, on disk too")
     p.add_argument("--date", type=_date, default=dt.date.today(), help="the day deadlines are counted to")
     p.set_defaults(func=cmd_erasure_audit)
 
-    p = sub.add_parser("redact", help="redact PII from JSON lines on stdin, or evaluate against a labelled corpus")
+    p = add("redact", help="redact PII from JSON lines on stdin, or evaluate against a labelled corpus")
     p.add_argument("--evaluate", metavar="FILE", help="labelled JSON lines: per-kind recall and false positives")
     p.set_defaults(func=cmd_redact)
 
-    p = sub.add_parser("tag", help="tag JSON lines from stdin with topics and sensitive categories")
+    p = add("tag", help="tag JSON lines from stdin with topics and sensitive categories")
     p.add_argument("--evaluate", metavar="PATH", help="labelled JSON lines (a file, or a folder of *.jsonl): "
                                                       "report precision, recall and the sensitive confusion")
     p.add_argument("--split", choices=("all", "train", "dev", "test"), default="all",
                    help="with --evaluate: only this split of the corpus (fixed rule on the id)")
     p.set_defaults(func=cmd_tag)
 
-    p = sub.add_parser("train-tagger", help="train the learned sensitive and topic detector from a labelled corpus")
+    p = add("train-tagger", help="train the learned sensitive and topic detector from a labelled corpus")
     p.add_argument("--corpus", default=str(REPO_ROOT / "models" / "tagger_corpus"),
                    help="folder of labelled *.jsonl files (default: models/tagger_corpus)")
     p.add_argument("--out", default=str(REPO_ROOT / "models" / "tagger"),
                    help="where the versioned model folder is written (default: models/tagger)")
     p.set_defaults(func=cmd_train_tagger)
 
-    p = sub.add_parser("demo", help="generate sample days and run them (the main job on the embedded default)")
+    p = add("demo", help="generate sample days and run them (the main job on the embedded default)")
     p.add_argument("--start", type=_date, default=dt.date(2025, 12, 16))
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--messages", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("sql", help="run SQL over the registered tables (<layer>.<table>)")
+    p = add("sql", help="run SQL over the registered tables (<layer>.<table>)")
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_sql)

@@ -29,8 +29,17 @@ def test_bad_date_is_rejected(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_common_options_are_accepted_before_or_after_the_subcommand(tmp_path):
+    from jobs.cli import build_parser
+    before = build_parser().parse_args(["--landing", "L", "--profile", "test", "run", "--date", "2025-12-16"])
+    after = build_parser().parse_args(["run", "--date", "2025-12-16", "--landing", "L", "--profile", "test"])
+    assert (before.landing, before.profile) == (after.landing, after.profile) == ("L", "test")
+    assert before.warehouse is after.warehouse is None and not after.quiet
+
+
 def test_missing_jars_say_how_to_fetch_them(tmp_path):
-    result = _run("--landing", str(tmp_path), "run", "--date", "2025-12-16",
+    # the options after the subcommand, as people type them
+    result = _run("run", "--date", "2025-12-16", "--landing", str(tmp_path),
                   env={"AUDIENCE_JARS_DIR": str(tmp_path / "nojars")}, cwd=tmp_path)
     _assert_one_clear_line(result, "Delta jars missing", "make jars")
 
