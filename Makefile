@@ -9,15 +9,17 @@ SPARK_MINOR := 4.1
 JARS_DIR    := jars
 JARS        := $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar $(JARS_DIR)/delta-storage-$(DELTA).jar
 
-.PHONY: install jars demo quick-demo test airflow-backfill train-tagger tagger-eval conf-schema clean
+.PHONY: install jars demo quick-demo test lint constraints airflow-backfill train-tagger tagger-eval conf-schema clean
 
 install: $(VENV)/.installed
 jars: $(JARS)
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# constraints.txt pins the whole resolved environment (Airflow installs reproducibly only against
+# constraints); after changing a requirement, re-resolve and refresh it with `make constraints`.
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 $(JARS_DIR)/delta-spark_$(SPARK_MINOR)_2.13-$(DELTA).jar:
@@ -38,6 +40,14 @@ airflow-backfill: install jars
 
 test: install jars
 	$(BIN)/pytest
+
+# ruff's lint rules and formatter (pyproject.toml); .ci/run runs it before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+constraints: install
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 # The learned tagger: re-train after adding labelled messages to models/tagger_corpus/ (then point
 # `model:` in conf/taxonomy.yaml at the folder it prints); score the configured one on the test split.

@@ -6,6 +6,7 @@ vocabulary alone and with the vocabulary plus the learned model, written to Spar
 Texts cycle through the labelled corpus (models/tagger_corpus), so lengths and languages are real;
 message ids are unique. Not part of the test suite.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,13 +15,13 @@ import time
 
 from pyspark.sql import functions as F
 
+from jobs import REPO_ROOT
 from jobs.cli import render_table
 from jobs.config import load_config
 from jobs.session import build_spark
 from jobs.silver import tagger_model
 from jobs.silver.tagger import tag, vocabulary_frame
 from jobs.silver.tagger_train import read_labelled
-from jobs import REPO_ROOT
 
 
 def main() -> None:
@@ -31,11 +32,18 @@ def main() -> None:
     cfg = load_config()
     spark = build_spark(cfg, "tagger-cost")
     corpus = read_labelled(cfg, REPO_ROOT / "models" / "tagger_corpus")
-    texts = spark.createDataFrame([(i, r["text"], r["locale"][:2]) for i, r in enumerate(corpus)],
-                                  "k long, text string, language string")
-    messages = (spark.range(args.messages).select(F.concat(F.lit("m"), F.col("id").cast("string")).alias("message_id"),
-                                                  (F.col("id") % len(corpus)).alias("k"))
-                .join(F.broadcast(texts), on="k").drop("k").cache())
+    texts = spark.createDataFrame(
+        [(i, r["text"], r["locale"][:2]) for i, r in enumerate(corpus)], "k long, text string, language string"
+    )
+    messages = (
+        spark.range(args.messages)
+        .select(
+            F.concat(F.lit("m"), F.col("id").cast("string")).alias("message_id"), (F.col("id") % len(corpus)).alias("k")
+        )
+        .join(F.broadcast(texts), on="k")
+        .drop("k")
+        .cache()
+    )
     messages.count()
     vocab = vocabulary_frame(spark, cfg).cache()
     model = tagger_model.load(cfg.tagger_model)
@@ -44,8 +52,14 @@ def main() -> None:
         start = time.monotonic()
         tag(messages, vocab, cfg.languages, cfg.negation_window, model=m).write.format("noop").mode("overwrite").save()
         seconds = time.monotonic() - start
-        rows.append({"tagger": name, "messages": args.messages, "seconds": round(seconds, 1),
-                     "messages_per_s": int(args.messages / seconds)})
+        rows.append(
+            {
+                "tagger": name,
+                "messages": args.messages,
+                "seconds": round(seconds, 1),
+                "messages_per_s": int(args.messages / seconds),
+            }
+        )
     rows.append({"tagger": "ratio", "seconds": round(rows[1]["seconds"] / rows[0]["seconds"], 2)})
     print(render_table(rows))
     print(f"model {model.version}, {spark.sparkContext.defaultParallelism} cores")

@@ -9,6 +9,7 @@ disk within `erasure_physical_days`; then `audience erasure-audit` checks that n
 past its deadline is stored anywhere, and fails the run if something is.
 Runs through `spark_default`, like the nightly stages.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,6 +29,7 @@ with DAG(
     tags=["audience", "spark", "delta", "maintenance"],
 ) as dag:
     maintain = spark_stage("maintain", ["maintain", "--date", "{{ data_interval_end | ds }}"], dt.timedelta(hours=2))
-    audit = spark_stage("erasure_audit", ["erasure-audit", "--date", "{{ data_interval_end | ds }}"],
-                        dt.timedelta(hours=1))
+    audit = spark_stage(
+        "erasure_audit", ["erasure-audit", "--date", "{{ data_interval_end | ds }}"], dt.timedelta(hours=1)
+    )
     maintain >> audit

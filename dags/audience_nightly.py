@@ -15,6 +15,7 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
 * **Secrets**: the pseudonymization key comes from the worker's `AUDIENCE_PSEUDONYM_KEY` or the
   Airflow Variable `audience_pseudonym_secret` (masked); never from this file.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,14 +26,12 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-# Named by table; the URI is logical so that every deployment (local path, object store) shares it.
-SEGMENTS = Asset(name="gold.audience_segments", uri="delta://audience/gold/audience_segments")
-CATALOG = Asset(name="gold.segment_catalog", uri="delta://audience/gold/segment_catalog")
+from jobs.registry import STAGES
 
 
-def stage(name: str, minutes: int, **kwargs) -> SparkSubmitOperator:
-    return spark_stage(name, ["stage", name, "--date", "{{ ds }}", "--run-id", "{{ run_id }}"],
-                       dt.timedelta(minutes=minutes), **kwargs)
+def asset(table) -> Asset:
+    """Named by table; the URI is logical so that every deployment (local path, object store) shares it."""
+    return Asset(name=table.qualified, uri=f"delta://audience/{table.layer}/{table.name}")
 
 
 with DAG(
@@ -45,22 +44,34 @@ with DAG(
     default_args=default_args(retries=2, retry_delay=dt.timedelta(minutes=5)),
     tags=["audience", "spark", "delta", "privacy"],
 ) as dag:
-    ingest = stage("ingest", 60)
-    privacy = stage("privacy", 30)
-    signals = stage("signals", 60)
-    interests = stage("interests", 30)
 
     @task(execution_timeout=dt.timedelta(minutes=1))
     def regions(ds=None, run_id=None) -> list[list[str]]:
         """Regions from conf at run time (not at parse time), one segments task each."""
         from jobs.config import load_config
+
         cfg = load_config(os.environ.get("AUDIENCE_CONF"))
-        return [[*ROOTS, "stage", "segments", "--date", ds, "--run-id", run_id, "--region", r]
-                for r in sorted(cfg.regions)]
+        return [
+            [*ROOTS, "stage", "segments", "--date", ds, "--run-id", run_id, "--region", r] for r in sorted(cfg.regions)
+        ]
 
-    segments = SparkSubmitOperator.partial(
-        task_id="segments", execution_timeout=dt.timedelta(minutes=30), **SUBMIT,
-    ).expand(application_args=regions())
-    publish = stage("publish", 15, outlets=[SEGMENTS, CATALOG])
-
-    ingest >> privacy >> signals >> interests >> segments >> publish
+    # One task per stage of the registry, in its order; the published gold tables are assets.
+    previous = None
+    for stage in STAGES:
+        timeout = dt.timedelta(minutes=stage.timeout_minutes)
+        outlets = [asset(table) for table in stage.writes] if stage.publishes else []
+        if stage.per_region:
+            current = SparkSubmitOperator.partial(
+                task_id=stage.name, execution_timeout=timeout, doc_md=stage.doc, **SUBMIT
+            ).expand(application_args=regions())
+        else:
+            current = spark_stage(
+                stage.name,
+                ["stage", stage.name, "--date", "{{ ds }}", "--run-id", "{{ run_id }}"],
+                timeout,
+                doc_md=stage.doc,
+                outlets=outlets,
+            )
+        if previous is not None:
+            previous >> current
+        previous = current

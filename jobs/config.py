@@ -5,6 +5,7 @@ not fall back to a default of the policy that guards minors and small audiences)
 a command with one line naming the file and the key, never later in the middle of a Spark job.
 `python -m jobs.config --schemas conf/schema` writes the files' JSON Schemas for editors.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
-from pydantic import StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    ValidationError,
+)
 
 from jobs import REPO_ROOT
 from jobs.errors import ConfigError
@@ -29,7 +39,7 @@ DEFAULT_CONF_DIR = REPO_ROOT / "conf"
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 Text = Annotated[str, StringConstraints(min_length=1)]
 TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
-TopicIds = Annotated[tuple[TopicId, ...], Field(strict=False)]   # a YAML list
+TopicIds = Annotated[tuple[TopicId, ...], Field(strict=False)]  # a YAML list
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 
 
@@ -40,6 +50,7 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------------------- regions.yaml
 class RegionPolicy(_Strict):
     """A region's privacy and targeting policy (SPEC section 4)."""
+
     chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
     min_age: NonNegativeInt
     min_audience_size: NonNegativeInt
@@ -54,6 +65,7 @@ class RegionPolicy(_Strict):
 
 class PolicyOverrides(_Strict):
     """A region's own `policy`: any key of `policy_defaults`, which it overrides."""
+
     chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
     min_age: NonNegativeInt | None = None
     min_audience_size: NonNegativeInt | None = None
@@ -82,12 +94,13 @@ class RegionsFile(_Strict):
 class TopicNode(_Strict):
     name: Text
     iab_audience_id: Text
-    iab_related_ids: list[Text] = []   # other IAB segments the topic also matches (SPEC section 5)
+    iab_related_ids: list[Text] = []  # other IAB segments the topic also matches (SPEC section 5)
     vocab: dict[str, list[Text]]
 
 
 class SensitiveCategory(_Strict):
     """Detected only to suppress: no audience id."""
+
     name: Text
     vocab: dict[str, list[Text]]
 
@@ -173,13 +186,18 @@ class Topic:
     vocab: dict[str, list[str]]
 
 
-FILES = {"pipeline.yaml": PipelineFile, "regions.yaml": RegionsFile, "taxonomy.yaml": TaxonomyFile,
-         "scoring.yaml": ScoringFile}
+FILES = {
+    "pipeline.yaml": PipelineFile,
+    "regions.yaml": RegionsFile,
+    "taxonomy.yaml": TaxonomyFile,
+    "scoring.yaml": ScoringFile,
+}
 
 
 @dataclass(frozen=True)
 class Config:
     """Every conf file, validated and resolved (policies merged, roots overridden, paths absolute)."""
+
     conf_dir: Path
     profile: Profile
     spark_conf: dict[str, str]
@@ -288,8 +306,9 @@ def _regions(path: Path, taxonomy: dict[str, Topic]):
             if country not in iso:
                 raise ConfigError(path, f"regions.{name}.countries", f"{country!r} is not in iso_countries")
             if country in country_region:
-                raise ConfigError(path, f"regions.{name}.countries",
-                                  f"{country} is already in region {country_region[country]}")
+                raise ConfigError(
+                    path, f"regions.{name}.countries", f"{country} is already in region {country_region[country]}"
+                )
             country_region[country] = name
         policy = f.policy_defaults.model_copy(update=region.policy.model_dump(exclude_unset=True))
         regions[name] = RegionPolicy.model_validate(policy.model_dump())
@@ -311,8 +330,13 @@ def _taxonomy(path: Path) -> tuple[TaxonomyFile, dict[str, Topic]]:
             for lang in f.languages:
                 if not node.vocab.get(lang):
                     raise ConfigError(path, f"{section}.{topic_id}.vocab.{lang}", "needs at least one term")
-            topics[topic_id] = Topic(topic_id, node.name, sensitive, getattr(node, "iab_audience_id", None),
-                                     {lang: node.vocab[lang] for lang in f.languages})
+            topics[topic_id] = Topic(
+                topic_id,
+                node.name,
+                sensitive,
+                getattr(node, "iab_audience_id", None),
+                {lang: node.vocab[lang] for lang in f.languages},
+            )
     for lang in f.languages:
         if lang not in f.negation.cues:
             raise ConfigError(path, f"negation.cues.{lang}", "missing")
@@ -327,11 +351,15 @@ def _pipeline(path: Path, profile_name: str | None, overrides: dict) -> Pipeline
     profile = f.profiles[name].model_copy(update={"name": name, **overrides})
     for key in ("landing", "warehouse"):
         if not getattr(profile, key):
-            raise ConfigError(path, f"profiles.{name}.{key}",
-                              f"empty (set it, its environment variable, or pass --{key})")
+            raise ConfigError(
+                path, f"profiles.{name}.{key}", f"empty (set it, its environment variable, or pass --{key})"
+            )
     if f.retention.vacuum_retention_hours > f.retention.erasure_physical_days * 24:
-        raise ConfigError(path, "retention.vacuum_retention_hours", "must not exceed erasure_physical_days * 24: "
-                                                                    "erased rows would outlive their deadline on disk")
+        raise ConfigError(
+            path,
+            "retention.vacuum_retention_hours",
+            "must not exceed erasure_physical_days * 24: erased rows would outlive their deadline on disk",
+        )
     if f.ingest.duplicate_lookback_days * 24 < f.ingest.timestamp_tolerance_hours:
         raise ConfigError(path, "ingest.duplicate_lookback_days", "must cover timestamp_tolerance_hours")
     return f.model_copy(update={"profile": name, "profiles": {name: profile}})
@@ -349,16 +377,25 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
     scoring = read_file(conf_dir / "scoring.yaml")
     model = taxonomy.model
     return Config(
-        conf_dir=conf_dir, profile=pipe.profiles[pipe.profile],
+        conf_dir=conf_dir,
+        profile=pipe.profiles[pipe.profile],
         spark_conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in pipe.spark.items()},
-        regions=regions, country_region=country_region, default_region=default_region, iso_countries=iso,
-        languages=taxonomy.languages, topics=topics, negation_window=taxonomy.negation.window,
-        negation_cues=taxonomy.negation.cues, engagement_weights=scoring.engagement_weights.model_dump(),
-        chat_turn_weight=scoring.chat_turn_weight, daily_cap_per_topic=scoring.daily_cap_per_topic,
+        regions=regions,
+        country_region=country_region,
+        default_region=default_region,
+        iso_countries=iso,
+        languages=taxonomy.languages,
+        topics=topics,
+        negation_window=taxonomy.negation.window,
+        negation_cues=taxonomy.negation.cues,
+        engagement_weights=scoring.engagement_weights.model_dump(),
+        chat_turn_weight=scoring.chat_turn_weight,
+        daily_cap_per_topic=scoring.daily_cap_per_topic,
         timestamp_tolerance_hours=pipe.ingest.timestamp_tolerance_hours,
         duplicate_lookback_days=pipe.ingest.duplicate_lookback_days,
         tagger_model=model if "://" in model or Path(model).is_absolute() else str(REPO_ROOT / model),
-        retention=pipe.retention, quality=pipe.quality,
+        retention=pipe.retention,
+        quality=pipe.quality,
     )
 
 

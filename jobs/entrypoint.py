@@ -3,6 +3,7 @@
 The same command line as `audience`, so an Airflow task and an engineer at a terminal run the
 same code path; spark-submit (from Airflow's `spark_default` connection) decides the master.
 """
+
 import sys
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Storage helpers shared by jobs: existence checks through Hadoop's FileSystem (local or object
 storage alike) and idempotent Delta writes that replace exactly the partitions a run owns."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,13 +40,18 @@ def _literal(value) -> str:
 
 
 def predicate(values: dict) -> str:
-    return " AND ".join(f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {_literal(value)}"
-                        for column, value in values.items())
+    return " AND ".join(
+        f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {_literal(value)}"
+        for column, value in values.items()
+    )
 
 
 def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -> None:
     """Overwrite exactly the rows matching `values` (a run's own partitions), atomically."""
-    (frame.write.format("delta").mode("overwrite")
-     .option("replaceWhere", predicate(values))
-     .partitionBy(*table.partition_by)
-     .save(table.path(warehouse)))
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate(values))
+        .partitionBy(*table.partition_by)
+        .save(table.path(warehouse))
+    )

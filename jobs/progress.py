@@ -1,4 +1,5 @@
 """Progress lines for long operations: stage, rows, seconds."""
+
 from __future__ import annotations
 
 import sys
@@ -15,7 +16,6 @@ class Progress:
     def __init__(self, stream=None, quiet: bool = False):
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.timings: list[tuple[str, int | None, float]] = []
 
     def note(self, text: str) -> None:
         if not self.quiet:
@@ -29,7 +29,6 @@ class Progress:
             print(f"[{name}] ...", file=self.stream, flush=True)
         yield stage
         seconds = time.monotonic() - start
-        self.timings.append((name, stage.rows, seconds))
         if not self.quiet:
             rows = f"{stage.rows:>10,} rows" if stage.rows is not None else " " * 15
             print(f"[{name}] done {rows} {seconds:7.1f}s {stage.detail}", file=self.stream, flush=True)

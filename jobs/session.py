@@ -1,4 +1,5 @@
 """SparkSession factory driven by conf/: local[*] by default, any cluster by profile."""
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,7 @@ def build_spark(cfg: Config, app_name: str = "audience"):
     if not submitted:
         builder = builder.master(cfg.profile.master)
     builder = (
-        builder
-        .config("spark.jars", ",".join(jars))
+        builder.config("spark.jars", ",".join(jars))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.catalogImplementation", "in-memory")
@@ -80,9 +80,11 @@ def build_spark(cfg: Config, app_name: str = "audience"):
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
     if local:
-        builder = (builder.config("spark.ui.enabled", "false")
-                   .config("spark.driver.memory", os.environ.get("AUDIENCE_DRIVER_MEMORY", "4g"))
-                   .config("spark.databricks.delta.snapshotPartitions", "2"))
+        builder = (
+            builder.config("spark.ui.enabled", "false")
+            .config("spark.driver.memory", os.environ.get("AUDIENCE_DRIVER_MEMORY", "4g"))
+            .config("spark.databricks.delta.snapshotPartitions", "2")
+        )
     for key, value in cfg.spark_conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

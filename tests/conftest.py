@@ -13,6 +13,7 @@ os.environ.setdefault("AUDIENCE_PSEUDONYM_KEY", "test-suite-pseudonym-key")
 def spark(tmp_path_factory):
     from jobs.config import load_config
     from jobs.session import build_spark
+
     cfg = load_config(profile="test", warehouse=tmp_path_factory.mktemp("session-warehouse"))
     session = build_spark(cfg, "audience-tests")
     yield session
@@ -24,6 +25,7 @@ def cfg():
     """The shipped conf on the test profile, shared and frozen: a test that needs another policy
     takes `cfg.with_policy(region, ...)`, a copy."""
     from jobs.config import load_config
+
     return load_config(profile="test")
 
 
@@ -31,9 +33,14 @@ def cfg():
 def make_cfg(tmp_path):
     """A test-profile Config whose landing and warehouse live under this test's tmp_path."""
     from jobs.config import load_config
+
     def _make(**overrides):
-        return load_config(profile="test", landing=overrides.get("landing", tmp_path / "landing"),
-                           warehouse=overrides.get("warehouse", tmp_path / "warehouse"))
+        return load_config(
+            profile="test",
+            landing=overrides.get("landing", tmp_path / "landing"),
+            warehouse=overrides.get("warehouse", tmp_path / "warehouse"),
+        )
+
     return _make
 
 
@@ -47,7 +54,9 @@ def small_audience_conf(tmp_path_factory):
     """conf/ with a publication floor of 10 members instead of 100, so that the small generated
     days of the tests publish segments (every other rule as shipped)."""
     import shutil
+
     from jobs.config import DEFAULT_CONF_DIR
+
     conf = tmp_path_factory.mktemp("conf") / "conf"
     shutil.copytree(DEFAULT_CONF_DIR, conf)
     regions = conf / "regions.yaml"
@@ -62,17 +71,21 @@ def two_nights(spark, tmp_path_factory, small_audience_conf):
     """Two generated days run with `run_date`; the warehouse as it stood after the first night is
     copied aside, so other tests can run the second night another way and compare."""
     import shutil
+
     from jobs.config import load_config
     from jobs.pipeline import run_date
     from jobs.progress import Progress
     from jobs.sample.generate import GenerateOptions, generate
+
     d1, d2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
     root = tmp_path_factory.mktemp("two-nights")
     cfg = load_config(small_audience_conf, profile="test", landing=root / "landing", warehouse=root / "warehouse")
-    generate(cfg.landing, GenerateOptions(start=d1, days=2, messages_per_day=3000, seed=5),
-             [x.topic_id for x in cfg.targetable_topics])
+    generate(
+        cfg.landing,
+        GenerateOptions(start=d1, days=2, messages_per_day=3000, seed=5),
+        [x.topic_id for x in cfg.targetable_topics],
+    )
     run_date(spark, cfg, d1, Progress(quiet=True))
     shutil.copytree(cfg.warehouse, root / "warehouse-after-d1")
     first = run_date(spark, cfg, d2, Progress(quiet=True))
-    return {"cfg": cfg, "root": root, "d1": d1, "d2": d2, "first": first,
-            "after_d1": root / "warehouse-after-d1"}
+    return {"cfg": cfg, "root": root, "d1": d1, "d2": d2, "first": first, "after_d1": root / "warehouse-after-d1"}

@@ -1,5 +1,6 @@
 """The nightly DAG run for real: Airflow (`dags test`, SQLite) submitting Spark stages with the
 Spark provider, on a small generated day, with a segments task killed mid-run and retried."""
+
 import datetime as dt
 import os
 import shutil
@@ -9,7 +10,8 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs import REPO_ROOT, tables as t
+from jobs import REPO_ROOT
+from jobs import tables as t
 
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
@@ -25,21 +27,43 @@ def airflow_run(spark, two_nights):
     """Night one as `audience run` left it; night two through Airflow, with a segments task killed once.
     The reference is the same night two run by `run_date` in `two_nights`."""
     from jobs.config import load_config
+
     root = two_nights["root"]
-    cfg = load_config(two_nights["cfg"].conf_dir, profile="test", landing=two_nights["cfg"].landing,
-                      warehouse=root / "airflow-warehouse")
+    cfg = load_config(
+        two_nights["cfg"].conf_dir,
+        profile="test",
+        landing=two_nights["cfg"].landing,
+        warehouse=root / "airflow-warehouse",
+    )
     shutil.copytree(two_nights["after_d1"], cfg.warehouse)
     catalog_version_before = DeltaTable.forPath(spark, t.SEGMENT_CATALOG.path(cfg.warehouse)).history(1).first().version
     marker = root / "killed-once"
-    env = {**os.environ, "AIRFLOW_HOME": str(root / "airflow_home"), "AUDIENCE_LANDING": str(cfg.landing),
-           "AUDIENCE_WAREHOUSE": str(cfg.warehouse), "AUDIENCE_KILL_ONCE": f"segments:{marker}",
-           "AUDIENCE_RETRY_DELAY_SECONDS": "1", "AUDIENCE_PROFILE": "test",
-           "AUDIENCE_CONF": str(cfg.conf_dir)}
-    done = subprocess.run([str(REPO_ROOT / "scripts" / "airflow.sh"), "dags", "test", "audience_nightly", str(D2)],
-                          capture_output=True, text=True, env=env, timeout=1500)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(root / "airflow_home"),
+        "AUDIENCE_LANDING": str(cfg.landing),
+        "AUDIENCE_WAREHOUSE": str(cfg.warehouse),
+        "AUDIENCE_KILL_ONCE": f"segments:{marker}",
+        "AUDIENCE_RETRY_DELAY_SECONDS": "1",
+        "AUDIENCE_PROFILE": "test",
+        "AUDIENCE_CONF": str(cfg.conf_dir),
+    }
+    done = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "airflow.sh"), "dags", "test", "audience_nightly", str(D2)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
     (root / "dags-test.log").write_text(done.stdout + done.stderr)
-    return dict(cfg=cfg, done=done, marker=marker, reference=two_nights["cfg"], log=done.stdout + done.stderr,
-                catalog_version_before=catalog_version_before)
+    return dict(
+        cfg=cfg,
+        done=done,
+        marker=marker,
+        reference=two_nights["cfg"],
+        log=done.stdout + done.stderr,
+        catalog_version_before=catalog_version_before,
+    )
 
 
 def test_dag_run_succeeds_after_the_killed_segments_task_is_retried(airflow_run):
@@ -55,14 +79,18 @@ def test_killed_attempt_published_nothing_and_publication_is_one_commit(spark, a
     history = DeltaTable.forPath(spark, t.SEGMENT_CATALOG.path(cfg.warehouse)).history()
     new_commits = history.where(F.col("version") > airflow_run["catalog_version_before"]).collect()
     assert len(new_commits) == 1
-    members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(D2))
+    members = (
+        spark.read.format("delta")
+        .load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(D2))
+    )
     assert members.count() == members.dropDuplicates(["region", "segment_id", "user_key"]).count()
 
 
 def test_airflow_gold_equals_the_command_line_run_of_the_same_night(spark, airflow_run):
     for table in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG, t.USER_INTERESTS):
         assert _gold(spark, airflow_run["cfg"].warehouse, table, D2) == _gold(
-            spark, airflow_run["reference"].warehouse, table, D2), table.qualified
+            spark, airflow_run["reference"].warehouse, table, D2
+        ), table.qualified
     catalog = _gold(spark, airflow_run["cfg"].warehouse, t.SEGMENT_CATALOG, D2)
     assert len(catalog) == len(airflow_run["cfg"].regions) * 28

@@ -1,4 +1,5 @@
 """The command line gives one clear line and a non-zero exit for operator mistakes, never a traceback."""
+
 import os
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def test_bad_date_is_rejected(tmp_path):
 
 def test_common_options_are_accepted_before_or_after_the_subcommand(tmp_path):
     from jobs.cli import build_parser
+
     before = build_parser().parse_args(["--landing", "L", "--profile", "test", "run", "--date", "2025-12-16"])
     after = build_parser().parse_args(["run", "--date", "2025-12-16", "--landing", "L", "--profile", "test"])
     assert (before.landing, before.profile) == (after.landing, after.profile) == ("L", "test")
@@ -39,14 +41,22 @@ def test_common_options_are_accepted_before_or_after_the_subcommand(tmp_path):
 
 def test_missing_jars_say_how_to_fetch_them(tmp_path):
     # the options after the subcommand, as people type them
-    result = _run("run", "--date", "2025-12-16", "--landing", str(tmp_path),
-                  env={"AUDIENCE_JARS_DIR": str(tmp_path / "nojars")}, cwd=tmp_path)
+    result = _run(
+        "run",
+        "--date",
+        "2025-12-16",
+        "--landing",
+        str(tmp_path),
+        env={"AUDIENCE_JARS_DIR": str(tmp_path / "nojars")},
+        cwd=tmp_path,
+    )
     _assert_one_clear_line(result, "Delta jars missing", "make jars")
 
 
 def test_missing_java_is_reported(tmp_path):
-    result = _run("run", "--date", "2025-12-16", env={"PATH": str(Path(sys.executable).parent), "JAVA_HOME": ""},
-                  cwd=tmp_path)
+    result = _run(
+        "run", "--date", "2025-12-16", env={"PATH": str(Path(sys.executable).parent), "JAVA_HOME": ""}, cwd=tmp_path
+    )
     _assert_one_clear_line(result, "Java 17 is required")
 
 
@@ -54,6 +64,7 @@ def test_bad_conf_names_file_and_key(tmp_path):
     conf = tmp_path / "conf"
     conf.mkdir()
     from jobs.config import DEFAULT_CONF_DIR
+
     for f in DEFAULT_CONF_DIR.iterdir():
         (conf / f.name).write_text(f.read_text())
     (conf / "regions.yaml").write_text((conf / "regions.yaml").read_text().replace("  top_k: 5", "  top_k: five"))
@@ -63,8 +74,16 @@ def test_bad_conf_names_file_and_key(tmp_path):
 
 @pytest.mark.slow
 def test_missing_landing_folder_stops_the_run_clearly(tmp_path):
-    result = _run("--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh"),
-                  "run", "--date", "2025-12-16", cwd=tmp_path)
+    result = _run(
+        "--landing",
+        str(tmp_path / "landing"),
+        "--warehouse",
+        str(tmp_path / "wh"),
+        "run",
+        "--date",
+        "2025-12-16",
+        cwd=tmp_path,
+    )
     _assert_one_clear_line(result, "landing folder missing", "chat_messages", "2025-12-16")
 
 
@@ -85,9 +104,12 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path):
     assert sql.stdout.split()[-1] == accepted
     bad = _run(*roots, "sql", "SELECT nope FROM bronze.chat_messages", cwd=tmp_path)
     _assert_one_clear_line(bad, "query failed")
-    for statement in ("DELETE FROM gold.segment_catalog WHERE true", "UPDATE bronze.chat_messages SET text = 'x'",
-                      "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
-                      "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x"):
+    for statement in (
+        "DELETE FROM gold.segment_catalog WHERE true",
+        "UPDATE bronze.chat_messages SET text = 'x'",
+        "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
+        "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x",
+    ):
         refused = _run(*roots, "sql", statement, cwd=tmp_path)
         _assert_one_clear_line(refused, "read-only")
     rows = _run(*roots, "sql", "SELECT count(*) AS n FROM gold.segment_catalog", cwd=tmp_path)

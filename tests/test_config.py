@@ -19,7 +19,13 @@ def test_shipped_conf_loads_with_spec_defaults():
     assert str(eu.chat_signals_from) == "2025-12-16"
     assert us.chat_signals_from is None
     assert (us.min_age, us.min_audience_size, us.lookback_days, us.half_life_days, us.min_score, us.top_k) == (
-        18, 100, 30, 7.0, 3.0, 5)
+        18,
+        100,
+        30,
+        7.0,
+        3.0,
+        5,
+    )
     assert us.honor_chat_opt_out and us.sensitive_suppression == "conversation"
 
 
@@ -33,22 +39,37 @@ def test_every_eu_member_state_maps_to_eu_and_unlisted_countries_to_row():
 def test_taxonomy_has_all_spec_topics_with_iab_ids_and_eight_languages():
     cfg = load_config()
     sensitive = {t.topic_id for t in cfg.topics.values() if t.sensitive}
-    assert sensitive == {"health", "religion", "philosophical_beliefs", "politics", "sexual_orientation",
-                         "ethnic_origin", "trade_union", "genetic_biometric"}
+    assert sensitive == {
+        "health",
+        "religion",
+        "philosophical_beliefs",
+        "politics",
+        "sexual_orientation",
+        "ethnic_origin",
+        "trade_union",
+        "genetic_biometric",
+    }
     assert len(cfg.targetable_topics) == 28
     assert cfg.topics["travel"].iab_audience_id == "719" and cfg.topics["weddings"].iab_audience_id == "1505"
     assert all(set(t.vocab) == {"en", "fr", "de", "es", "it", "pt", "nl", "pl"} for t in cfg.topics.values())
 
 
-@pytest.mark.parametrize("file,old,new,key", [
-    ("regions.yaml", "  min_age: 18", "  min_age: eighteen", "policy_defaults.min_age"),
-    ("regions.yaml", "sensitive_suppression: conversation", "sensitive_suppression: sometimes",
-     "policy_defaults.sensitive_suppression"),
-    ("regions.yaml", "countries: [CA]", "countries: [CA, QQ]", "regions.CA.countries"),
-    ("scoring.yaml", "  follow: 3.0", "  follow: -3", "engagement_weights.follow"),
-    ("pipeline.yaml", "profile: local", "profile: nowhere", "profile"),
-    ("taxonomy.yaml", "      pl: [rower*, kolarstw*, kolarz*]", "", "topics.cycling.vocab.pl"),
-])
+@pytest.mark.parametrize(
+    "file,old,new,key",
+    [
+        ("regions.yaml", "  min_age: 18", "  min_age: eighteen", "policy_defaults.min_age"),
+        (
+            "regions.yaml",
+            "sensitive_suppression: conversation",
+            "sensitive_suppression: sometimes",
+            "policy_defaults.sensitive_suppression",
+        ),
+        ("regions.yaml", "countries: [CA]", "countries: [CA, QQ]", "regions.CA.countries"),
+        ("scoring.yaml", "  follow: 3.0", "  follow: -3", "engagement_weights.follow"),
+        ("pipeline.yaml", "profile: local", "profile: nowhere", "profile"),
+        ("taxonomy.yaml", "      pl: [rower*, kolarstw*, kolarz*]", "", "topics.cycling.vocab.pl"),
+    ],
+)
 def test_bad_conf_value_names_file_and_key(conf_copy, file, old, new, key):
     path = conf_copy / file
     text = path.read_text()
@@ -59,15 +80,26 @@ def test_bad_conf_value_names_file_and_key(conf_copy, file, old, new, key):
     assert err.value.file == path and err.value.key == key
 
 
-@pytest.mark.parametrize("file,old,new,key", [
-    # a typo must not fall back to the default of the policy that guards small audiences and minors
-    ("regions.yaml", "      chat_signals_from: 2025-12-16", "      chat_signals_from: 2025-12-16\n      min_audiance_size: 5",
-     "regions.EU.policy.min_audiance_size"),
-    ("regions.yaml", "      chat_signals_from: 2025-12-16", "      chat_signals_from_date: 2025-12-16",
-     "regions.EU.policy.chat_signals_from_date"),
-    ("pipeline.yaml", "  trailing_days: 7", "  trailing_day: 7", "quality.trailing_day"),
-    ("taxonomy.yaml", "    name: Travel", "    name: Travel\n    sensitve: true", "topics.travel.sensitve"),
-])
+@pytest.mark.parametrize(
+    "file,old,new,key",
+    [
+        # a typo must not fall back to the default of the policy that guards small audiences and minors
+        (
+            "regions.yaml",
+            "      chat_signals_from: 2025-12-16",
+            "      chat_signals_from: 2025-12-16\n      min_audiance_size: 5",
+            "regions.EU.policy.min_audiance_size",
+        ),
+        (
+            "regions.yaml",
+            "      chat_signals_from: 2025-12-16",
+            "      chat_signals_from_date: 2025-12-16",
+            "regions.EU.policy.chat_signals_from_date",
+        ),
+        ("pipeline.yaml", "  trailing_days: 7", "  trailing_day: 7", "quality.trailing_day"),
+        ("taxonomy.yaml", "    name: Travel", "    name: Travel\n    sensitve: true", "topics.travel.sensitve"),
+    ],
+)
 def test_unknown_conf_key_is_an_error_naming_file_and_key(conf_copy, file, old, new, key):
     path = conf_copy / file
     text = path.read_text()
@@ -87,6 +119,7 @@ def test_misspelt_key_error_suggests_the_known_one(conf_copy):
 
 def test_committed_json_schemas_match_the_models(tmp_path):
     from jobs.config import write_schemas
+
     for generated in write_schemas(tmp_path):
         committed = DEFAULT_CONF_DIR / "schema" / generated.name
         assert committed.read_text() == generated.read_text(), f"run make conf-schema: {committed} is stale"

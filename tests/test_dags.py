@@ -1,5 +1,6 @@
 """DAG integrity, parametrized over every DAG file: imports, parse time, no heavy imports or
 Variable access at module level, owner/tags/retries, and the nightly DAG's contract."""
+
 import ast
 import json
 import os
@@ -35,10 +36,15 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
 @pytest.fixture(scope="module", params=DAG_FILES, ids=lambda p: p.name)
 def probe(request, tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags")}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(request.param)], capture_output=True, text=True,
-                         env=env, timeout=120)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(request.param)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return request.param, json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -68,33 +74,63 @@ def test_owner_tags_retries_timeouts_and_docs(probe):
 def test_no_variable_access_at_module_level(path):
     tree = ast.parse(path.read_text())
     module_level = [node for node in tree.body if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    calls = [n for node in module_level for n in ast.walk(node) if isinstance(n, ast.Call)
-             and isinstance(n.func, ast.Attribute) and n.func.attr == "get"
-             and isinstance(n.func.value, ast.Name) and n.func.value.id == "Variable"]
+    calls = [
+        n
+        for node in module_level
+        for n in ast.walk(node)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "get"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "Variable"
+    ]
     assert calls == []
     assert "AUDIENCE_PSEUDONYM_KEY=" not in path.read_text()
 
 
 def test_every_task_runs_the_profile_that_refuses_the_development_key(tmp_path):
     from jobs.config import load_config
-    from jobs.privacy import DEV_KEY, KEY_ENV
+    from jobs.privacy.pii import DEV_KEY, KEY_ENV
+
     sys.path.insert(0, str(REPO_ROOT / "dags"))
     from _spark_stage import ROOTS
+
     assert ROOTS[:2] == ["--profile", "airflow"]
     assert load_config(profile="airflow").profile.allow_dev_pseudonym_key is False
     for key in ("", DEV_KEY):
         env = {**os.environ, KEY_ENV: key, "AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "", "AUDIENCE_LOG_DIR": str(tmp_path)}
-        done = subprocess.run([sys.executable, str(REPO_ROOT / "jobs" / "entrypoint.py"), *ROOTS, "--landing",
-                               str(tmp_path), "--warehouse", str(tmp_path), "stage", "ingest", "--date", "2025-12-16"],
-                              capture_output=True, text=True, env=env, timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(REPO_ROOT / "jobs" / "entrypoint.py"),
+                *ROOTS,
+                "--landing",
+                str(tmp_path),
+                "--warehouse",
+                str(tmp_path),
+                "stage",
+                "ingest",
+                "--date",
+                "2025-12-16",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert done.returncode == 2 and KEY_ENV in done.stderr, done.stderr[-1000:]
 
 
 def test_nightly_dag_has_one_task_per_stage(tmp_path):
     nightly = REPO_ROOT / "dags" / "audience_nightly.py"
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags")}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env,
-                         timeout=120)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env, timeout=120
+    )
     dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
     assert dag["tasks"] == ["ingest", "interests", "privacy", "publish", "regions", "segments", "signals"]

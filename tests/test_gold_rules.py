@@ -1,4 +1,5 @@
 """Scoring and membership rules (SPEC sections 4, 6, 8) on tiny inline frames."""
+
 import datetime as dt
 
 import pytest
@@ -8,8 +9,10 @@ from jobs.gold import segments as seg
 from jobs.silver.signals import region_policy_frame
 
 D = dt.date(2026, 1, 10)
-STATE_SCHEMA = "user_key string, birth_year int, country string, region string, ai_chat_ads boolean, " \
-               "personalized_ads boolean, has_profile boolean, state_date date"
+STATE_SCHEMA = (
+    "user_key string, birth_year int, country string, region string, ai_chat_ads boolean, "
+    "personalized_ads boolean, has_profile boolean, state_date date"
+)
 SIGNAL_SCHEMA = "user_key string, topic string, source string, signal_date date, weight double, signals long"
 
 
@@ -29,9 +32,11 @@ def _scores(spark, policies, signals, state, day=D):
 
 def test_score_decays_by_half_life_and_ignores_signals_past_the_lookback(spark, policies):
     state = _state(spark, [("u", 1980, "FR", "EU", True, True)])
-    signals = [("u", "travel", "engagement", D - dt.timedelta(days=7), 4.0, 1),
-               ("u", "travel", "engagement", D, 1.0, 1),
-               ("u", "travel", "engagement", D - dt.timedelta(days=30), 100.0, 1)]
+    signals = [
+        ("u", "travel", "engagement", D - dt.timedelta(days=7), 4.0, 1),
+        ("u", "travel", "engagement", D, 1.0, 1),
+        ("u", "travel", "engagement", D - dt.timedelta(days=30), 100.0, 1),
+    ]
     chat, engagement = _scores(spark, policies, signals, state)[("u", "travel")]
     assert chat == 0 and engagement == pytest.approx(4.0 * 0.5 + 1.0)
 
@@ -61,14 +66,19 @@ def _members(spark, policies, users, score=5.0, rank=1, topic="travel"):
     interests = spark.createDataFrame(
         [(D, r, u, topic, score, score, 0.0, D, rank) for u, _, _, r, _, _ in users],
         "snapshot_date date, region string, user_key string, topic string, score double, chat_score double, "
-        "engagement_score double, last_signal_date date, topic_rank int")
+        "engagement_score double, last_signal_date date, topic_rank int",
+    )
     return {r.user_key for r in seg.members(interests, _state(spark, users), policies, D).collect()}
 
 
 def test_minors_unknown_ages_and_personalized_ads_objectors_are_never_members(spark, policies):
-    users = [("adult", D.year - 30, "FR", "EU", True, None), ("minor", D.year - 16, "FR", "EU", True, True),
-             ("unknown", None, "FR", "EU", True, True), ("objector", 1980, "FR", "EU", True, False),
-             ("just18", D.year - 18, "FR", "EU", True, True)]
+    users = [
+        ("adult", D.year - 30, "FR", "EU", True, None),
+        ("minor", D.year - 16, "FR", "EU", True, True),
+        ("unknown", None, "FR", "EU", True, True),
+        ("objector", 1980, "FR", "EU", True, False),
+        ("just18", D.year - 18, "FR", "EU", True, True),
+    ]
     # born D.year-18 may still be 17 on D: only the youngest possible age is trusted
     assert _members(spark, policies, users) == {"adult"}
 
@@ -86,11 +96,16 @@ def _candidates(spark, n, segment):
 
 def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
     rows = _candidates(spark, 99, "travel") + _candidates(spark, 100, "music")
-    candidates = spark.createDataFrame(rows, "snapshot_date date, region string, segment_id string, "
-                                             "user_key string, score double, chat_score double, "
-                                             "engagement_score double, last_signal_date date")
-    defs = spark.createDataFrame([(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
-                                 "segment_id string, segment_name string, iab_audience_id string")
+    candidates = spark.createDataFrame(
+        rows,
+        "snapshot_date date, region string, segment_id string, "
+        "user_key string, score double, chat_score double, "
+        "engagement_score double, last_signal_date date",
+    )
+    defs = spark.createDataFrame(
+        [(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
+        "segment_id string, segment_name string, iab_audience_id string",
+    )
     catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3), "tagger-test")
     eu = {r.segment_id: r for r in catalog.where(F.col("region") == "EU").collect()}
     assert (eu["travel"].status, eu["travel"].member_count) == ("suppressed_min_audience", 99)
@@ -104,11 +119,15 @@ def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
 
 def test_segment_the_regions_policy_blocks_is_suppressed_whatever_its_size(spark, cfg):
     policies = region_policy_frame(spark, cfg.with_policy("EU", blocked_segments=("wine_spirits",)))
-    candidates = spark.createDataFrame(_candidates(spark, 150, "wine_spirits"),
-                                       "snapshot_date date, region string, segment_id string, user_key string, "
-                                       "score double, chat_score double, engagement_score double, last_signal_date date")
-    defs = spark.createDataFrame([(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
-                                 "segment_id string, segment_name string, iab_audience_id string")
+    candidates = spark.createDataFrame(
+        _candidates(spark, 150, "wine_spirits"),
+        "snapshot_date date, region string, segment_id string, user_key string, "
+        "score double, chat_score double, engagement_score double, last_signal_date date",
+    )
+    defs = spark.createDataFrame(
+        [(t.topic_id, t.name, t.iab_audience_id) for t in cfg.targetable_topics],
+        "segment_id string, segment_name string, iab_audience_id string",
+    )
     catalog = seg.catalog(candidates, defs, policies, D, "run-1", dt.datetime(2026, 1, 11, 3), "tagger-test")
     row = catalog.where("region = 'EU' AND segment_id = 'wine_spirits'").first()
     assert (row.status, row.member_count) == ("suppressed_policy", 150)

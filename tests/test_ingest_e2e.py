@@ -1,5 +1,6 @@
 """End to end: generate a small day, ingest it twice, deliver a late file, ingest again; read the
 tables back with Spark and with an independent Delta reader (delta-rs)."""
+
 import datetime as dt
 import re
 import shutil
@@ -17,8 +18,9 @@ from jobs.tables import ALL_TABLES, CHAT_MESSAGES, INGEST_RECONCILIATION, QUARAN
 
 pytestmark = pytest.mark.slow
 DAY = dt.date(2025, 12, 16)
-OPTS = GenerateOptions(start=DAY, days=1, messages_per_day=3000, seed=11, bad_rate=0.03,
-                       duplicate_rate=0.03, late_rate=0.1)
+OPTS = GenerateOptions(
+    start=DAY, days=1, messages_per_day=3000, seed=11, bad_rate=0.03, duplicate_rate=0.03, late_rate=0.1
+)
 
 
 def _snapshot(spark, cfg):
@@ -29,8 +31,11 @@ def _snapshot(spark, cfg):
             continue
         if not (Path(table.path(cfg.warehouse)) / "_delta_log").is_dir():
             continue
-        frame = (spark.read.format("delta").load(table.path(cfg.warehouse))
-                 .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id"))
+        frame = (
+            spark.read.format("delta")
+            .load(table.path(cfg.warehouse))
+            .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id")
+        )
         out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
     return out
 
@@ -38,6 +43,7 @@ def _snapshot(spark, cfg):
 @pytest.fixture(scope="module")
 def ingested(spark, tmp_path_factory):
     from jobs.config import load_config
+
     root = tmp_path_factory.mktemp("e2e")
     cfg = load_config(profile="test", landing=root / "landing", warehouse=root / "warehouse")
     topic_ids = [t.topic_id for t in cfg.targetable_topics]
@@ -56,12 +62,17 @@ def ingested(spark, tmp_path_factory):
     shutil.move(held_back, chat_dir / "late-00001.jsonl.gz")
     with_late = run_date(spark, cfg, DAY, progress)
     snap_late = _snapshot(spark, cfg)
-    return dict(cfg=cfg, manifest=manifest, runs=[first, second, with_late],
-                snaps=[snap_first, snap_second, snap_late], topic_ids=topic_ids)
+    return dict(
+        cfg=cfg,
+        manifest=manifest,
+        runs=[first, second, with_late],
+        snaps=[snap_first, snap_second, snap_late],
+        topic_ids=topic_ids,
+    )
 
 
 def _chat_counts(run):
-    return next(r for r in run["ingest"] if r["dataset"] == "chat_messages")
+    return next(r for r in run["ingest"]["datasets"] if r["dataset"] == "chat_messages")
 
 
 def test_rerunning_a_date_changes_no_table(ingested):
@@ -83,11 +94,22 @@ def test_counts_reconcile_against_the_generators_plan(spark, ingested):
     """Every count of the reconciliation equals what the generator planted, and the rows read back
     from bronze and quarantine are those counts (not the sum that defines `read`)."""
     cfg = ingested["cfg"]
-    recon = {r.dataset: r for r in spark.read.format("delta").load(INGEST_RECONCILIATION.path(cfg.warehouse))
-             .where(F.col("ingest_date") == F.lit(DAY)).collect()}
-    quarantined = dict(spark.read.format("delta").load(QUARANTINE.path(cfg.warehouse))
-                       .where(F.col("ingest_date") == F.lit(DAY)).groupBy("dataset").count().collect())
-    for counts in ingested["runs"][2]["ingest"]:
+    recon = {
+        r.dataset: r
+        for r in spark.read.format("delta")
+        .load(INGEST_RECONCILIATION.path(cfg.warehouse))
+        .where(F.col("ingest_date") == F.lit(DAY))
+        .collect()
+    }
+    quarantined = dict(
+        spark.read.format("delta")
+        .load(QUARANTINE.path(cfg.warehouse))
+        .where(F.col("ingest_date") == F.lit(DAY))
+        .groupBy("dataset")
+        .count()
+        .collect()
+    )
+    for counts in ingested["runs"][2]["ingest"]["datasets"]:
         name = counts["dataset"]
         if name not in ingested["manifest"]["datasets"]:
             assert counts["read"] == 0
@@ -96,20 +118,32 @@ def test_counts_reconcile_against_the_generators_plan(spark, ingested):
         planted_bad = sum(n for k, n in plan["planted"].items() if k != "duplicate")
         duplicates = plan["planted"].get("duplicate", 0)
         table = next(x for x in ALL_TABLES if x.layer == "bronze" and x.name == name)
-        bronze_rows = spark.read.format("delta").load(table.path(cfg.warehouse)).where(
-            F.col("ingest_date") == F.lit(DAY)).count()
+        bronze_rows = (
+            spark.read.format("delta").load(table.path(cfg.warehouse)).where(F.col("ingest_date") == F.lit(DAY)).count()
+        )
         assert (recon[name].landing_rows, recon[name].quarantined, recon[name].duplicates, recon[name].erased) == (
-            plan["lines"], planted_bad, duplicates, 0), name
+            plan["lines"],
+            planted_bad,
+            duplicates,
+            0,
+        ), name
         assert bronze_rows == recon[name].accepted == plan["lines"] - planted_bad - duplicates, name
         assert quarantined.get(name, 0) == planted_bad, name
 
 
 def test_quarantine_reasons_match_the_planted_bad_rows(spark, ingested):
     cfg = ingested["cfg"]
-    reasons = dict(spark.read.format("delta").load(QUARANTINE.path(cfg.warehouse))
-                   .where(F.col("dataset") == "chat_messages").groupBy("reason").count().collect())
-    planted = {k: v for k, v in ingested["manifest"]["datasets"]["chat_messages"]["planted"].items()
-               if k != "duplicate"}
+    reasons = dict(
+        spark.read.format("delta")
+        .load(QUARANTINE.path(cfg.warehouse))
+        .where(F.col("dataset") == "chat_messages")
+        .groupBy("reason")
+        .count()
+        .collect()
+    )
+    planted = {
+        k: v for k, v in ingested["manifest"]["datasets"]["chat_messages"]["planted"].items() if k != "duplicate"
+    }
     assert reasons == planted
 
 
@@ -123,8 +157,9 @@ def test_independent_reader_sees_no_raw_user_id_nor_planted_pii(ingested):
         if not (Path(table.path(cfg.warehouse)) / "_delta_log").is_dir():
             continue
         data = DeltaTable(table.path(cfg.warehouse)).to_pyarrow_table().to_pylist()
-        assert data or table.layer not in ("bronze", "quarantine") or table.name == "erasure_requests", \
-            table.qualified  # erasures were taken out of this day's landing above
+        assert data or table.layer not in ("bronze", "quarantine") or table.name == "erasure_requests", (
+            table.qualified
+        )  # erasures were taken out of this day's landing above
         for row in data:
             for value in row.values():
                 if isinstance(value, str):
@@ -132,8 +167,10 @@ def test_independent_reader_sees_no_raw_user_id_nor_planted_pii(ingested):
                     assert not any(p in value for p in planted_pii), f"PII in {table.qualified}: {value}"
     bronze = DeltaTable(CHAT_MESSAGES.path(cfg.warehouse)).to_pyarrow_table(columns=["text", "pii_redacted"])
     assert any(kinds for kinds in bronze.column("pii_redacted").to_pylist()), "generator planted PII"
-    assert all("[" not in t or any(p in t for p in ("[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]"))
-               for t in bronze.column("text").to_pylist())
+    assert all(
+        "[" not in t or any(p in t for p in ("[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]"))
+        for t in bronze.column("text").to_pylist()
+    )
 
 
 def test_erasure_and_profile_datasets_land_in_bronze(spark, ingested):

@@ -1,4 +1,5 @@
 """The nightly flow end to end on generated days, with real Spark and Delta."""
+
 import datetime as dt
 import json
 from pathlib import Path
@@ -6,7 +7,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from jobs import nightly, tables as t
+from jobs import context
+from jobs import tables as t
+from jobs.context import RunContext
+from jobs.gold import stage as gold
 
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
@@ -31,8 +35,12 @@ def test_erased_conversations_and_messages_leave_every_table_the_same_night(spar
     assert convs and msgs and accounts
     for table in (t.CHAT_MESSAGES, t.CHAT_TOPICS):
         frame = spark.read.format("delta").load(table.path(cfg.warehouse))
-        assert frame.where(F.col("conversation_id").isin(convs) | F.col("message_id").isin(msgs)
-                           | F.col("user_key").isin(accounts)).count() == 0, table.qualified
+        assert (
+            frame.where(
+                F.col("conversation_id").isin(convs) | F.col("message_id").isin(msgs) | F.col("user_key").isin(accounts)
+            ).count()
+            == 0
+        ), table.qualified
     for table in (t.ENGAGEMENT_EVENTS, t.DAILY_SIGNALS, t.USER_INTERESTS, t.AUDIENCE_SEGMENTS, t.QUARANTINE):
         frame = spark.read.format("delta").load(table.path(cfg.warehouse))
         assert frame.where(F.col("user_key").isin(accounts)).count() == 0, table.qualified
@@ -58,8 +66,13 @@ def test_assistant_turns_never_become_signals(spark, nightly_runs):
 def test_no_sensitive_topic_and_no_text_past_bronze(spark, nightly_runs):
     cfg = nightly_runs["cfg"]
     sensitive = [x.topic_id for x in cfg.topics.values() if x.sensitive]
-    for table, column in ((t.CHAT_TOPICS, "topic"), (t.DAILY_SIGNALS, "topic"), (t.USER_INTERESTS, "topic"),
-                          (t.AUDIENCE_SEGMENTS, "segment_id"), (t.SEGMENT_CATALOG, "segment_id")):
+    for table, column in (
+        (t.CHAT_TOPICS, "topic"),
+        (t.DAILY_SIGNALS, "topic"),
+        (t.USER_INTERESTS, "topic"),
+        (t.AUDIENCE_SEGMENTS, "segment_id"),
+        (t.SEGMENT_CATALOG, "segment_id"),
+    ):
         frame = spark.read.format("delta").load(table.path(cfg.warehouse))
         assert not {"text", "query_text"} & set(frame.columns)
         assert frame.where(F.col(column).isin(sensitive)).count() == 0, table.qualified
@@ -67,10 +80,16 @@ def test_no_sensitive_topic_and_no_text_past_bronze(spark, nightly_runs):
 
 def test_members_belong_to_published_catalog_rows_with_matching_counts(spark, nightly_runs):
     cfg = nightly_runs["cfg"]
-    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(D2))
-    members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(D2))
+    catalog = (
+        spark.read.format("delta")
+        .load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(D2))
+    )
+    members = (
+        spark.read.format("delta")
+        .load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(D2))
+    )
     counts = {(r.region, r.segment_id): r["count"] for r in members.groupBy("region", "segment_id").count().collect()}
     published = {(r.region, r.segment_id): r.member_count for r in catalog.where("status = 'published'").collect()}
     assert published and counts == published
@@ -79,20 +98,23 @@ def test_members_belong_to_published_catalog_rows_with_matching_counts(spark, ni
 def _publish_dying_before_the_catalog_commit(spark, cfg, day, run_id, monkeypatch):
     """Run `publish` so that it dies between its member commit and its catalog commit; returns the
     real writer, to put back for the retry."""
-    original = nightly.replace_partition
+    original = context.replace_partition
+
     def die_on_catalog(frame, table, *args, **kwargs):
         if table is t.SEGMENT_CATALOG:
             raise RuntimeError("killed between the member commit and the catalog commit")
         return original(frame, table, *args, **kwargs)
-    monkeypatch.setattr(nightly, "replace_partition", die_on_catalog)
+
+    monkeypatch.setattr(context, "replace_partition", die_on_catalog)
     with pytest.raises(RuntimeError):
-        nightly.publish(spark, cfg, day, run_id)
+        gold.publish(RunContext.start(spark, cfg, day, run_id=run_id))
     return original
 
 
 def readme_audience_query(cfg) -> str:
     """The README's query for the current audience, pointed at this warehouse's tables."""
     from jobs import REPO_ROOT
+
     readme = (REPO_ROOT / "README.md").read_text()
     query = readme.split("<!-- current-audience -->")[1].split("```sql")[1].split("```")[0]
     for table in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG):
@@ -101,45 +123,76 @@ def readme_audience_query(cfg) -> str:
 
 
 def test_republishing_a_date_switches_readers_from_one_complete_publication_to_the_next(
-        spark, nightly_runs, monkeypatch):
+    spark, nightly_runs, monkeypatch
+):
     """A date published again (new run id, Airflow clear, backfill) and killed between its member
     commit and its catalog commit: readers following the README see the previous publication,
     whole; the retry switches them to the new one and leaves no rows of the dead attempt."""
     cfg = nightly_runs["cfg"]
-    latest = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).agg(
-        F.max("snapshot_date")).first()[0]
-    read = lambda: sorted(map(tuple, spark.sql(readme_audience_query(cfg)).drop(  # noqa: E731
-        "publication_id").collect()), key=repr)
+    latest = (
+        spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).agg(F.max("snapshot_date")).first()[0]
+    )
+    read = lambda: sorted(
+        map(
+            tuple,
+            spark.sql(readme_audience_query(cfg))
+            .drop(  # noqa: E731
+                "publication_id"
+            )
+            .collect(),
+        ),
+        key=repr,
+    )
     before = read()
-    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(latest))
+    catalog = (
+        spark.read.format("delta")
+        .load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(latest))
+    )
     assert before and len(before) == catalog.where("status = 'published'").agg(F.sum("member_count")).first()[0]
-    nightly.stage_segments(spark, cfg, latest, "republish-run", dt.datetime(2026, 1, 1, 3))
+    gold.segments(
+        RunContext.start(
+            spark, cfg, latest, run_id="republish-run", as_of=dt.datetime(2026, 1, 1, 3, tzinfo=dt.timezone.utc)
+        )
+    )
     original = _publish_dying_before_the_catalog_commit(spark, cfg, latest, "republish-run", monkeypatch)
-    members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(latest))
+    members = (
+        spark.read.format("delta")
+        .load(t.AUDIENCE_SEGMENTS.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(latest))
+    )
     assert members.count() == 2 * len(before), "the dead attempt's rows are stored, not visible"
     assert read() == before
-    monkeypatch.setattr(nightly, "replace_partition", original)
-    nightly.publish(spark, cfg, latest, "republish-run")
+    monkeypatch.setattr(context, "replace_partition", original)
+    gold.publish(RunContext.start(spark, cfg, latest, run_id="republish-run"))
     assert read() == before, "same staged data, so the same audience"
     assert members.count() == len(before), "only the visible publication's rows remain"
     assert {r.publication_id for r in members.select("publication_id").distinct().collect()} == {
-        r.publication_id for r in spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
-        .where(F.col("snapshot_date") == F.lit(latest)).select("publication_id").distinct().collect()}
+        r.publication_id
+        for r in spark.read.format("delta")
+        .load(t.SEGMENT_CATALOG.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(latest))
+        .select("publication_id")
+        .distinct()
+        .collect()
+    }
 
 
 def test_run_killed_before_publication_leaves_the_previous_snapshot_published(spark, nightly_runs, monkeypatch):
     cfg = nightly_runs["cfg"]
     d3 = D2 + dt.timedelta(days=1)
     published_before = _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2)
-    nightly.stage_segments(spark, cfg, d3, "killed-run", dt.datetime(2025, 12, 19, 3))
+    gold.segments(
+        RunContext.start(
+            spark, cfg, d3, run_id="killed-run", as_of=dt.datetime(2025, 12, 19, 3, tzinfo=dt.timezone.utc)
+        )
+    )
     original = _publish_dying_before_the_catalog_commit(spark, cfg, d3, "killed-run", monkeypatch)
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == D2
     assert _gold(spark, cfg, t.AUDIENCE_SEGMENTS, D2) == published_before
-    monkeypatch.setattr(nightly, "replace_partition", original)
-    nightly.publish(spark, cfg, d3, "killed-run")  # the retry completes the publication
+    monkeypatch.setattr(context, "replace_partition", original)
+    gold.publish(RunContext.start(spark, cfg, d3, run_id="killed-run"))  # the retry completes the publication
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(cfg.warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == d3
     assert catalog.where(F.col("snapshot_date") == F.lit(d3)).count() == len(cfg.regions) * 28

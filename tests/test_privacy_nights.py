@@ -1,6 +1,7 @@
 """Privacy rules that span nights, on planted inline landing days run for real (Spark + Delta):
 a conversation that turns sensitive a night later, re-runs and out-of-order backfills, a late
 opt-out, a sensitive engagement topic, and a night re-run under another host time zone."""
+
 import datetime as dt
 import hashlib
 import hmac
@@ -25,8 +26,17 @@ MODEL_ONLY_TEXT = "on est deux mecs et on cherche une idée de demande en mariag
 
 
 def _chat(mid, cid, uid, text, sent_at):
-    return {"message_id": mid, "conversation_id": cid, "user_id": uid, "role": "user", "text": text,
-            "locale": "fr-FR", "country": "FR", "surface": "whatsapp", "sent_at": sent_at}
+    return {
+        "message_id": mid,
+        "conversation_id": cid,
+        "user_id": uid,
+        "role": "user",
+        "text": text,
+        "locale": "fr-FR",
+        "country": "FR",
+        "surface": "whatsapp",
+        "sent_at": sent_at,
+    }
 
 
 def _jsonl(path, rows):
@@ -44,68 +54,121 @@ def _events(path, rows):
 
 def plant(landing):
     """Two days: u-eu's conversation c-turn talks about running on D1 and turns to health on D2."""
-    _jsonl(landing / "chat_messages" / f"date={D1}" / "part-0.jsonl", [
-        _chat("m1", "c-turn", "u-eu", "j'adore courir des marathons, quelles chaussures ?", "2025-12-16T10:00:00Z"),
-        _chat("m2", "c-ok", "u-eu", "une recette de pâtes pour ce soir ?", "2025-12-16T11:00:00Z"),
-        # inside the 6 h tolerance on both edges, and just outside it (quarantined)
-        _chat("m3", "c-edge", "u-eu", "un voyage à Lisbonne en train ?", "2025-12-15T18:00:00Z"),
-        _chat("m4", "c-edge", "u-eu", "un voyage à Lisbonne en avion ?", "2025-12-17T05:59:59Z"),
-        _chat("m5", "c-edge", "u-eu", "un voyage à Porto ?", "2025-12-15T17:59:59Z"),
-        _chat("m6", "c-late", "u-late", "le match de foot de ce soir ?", "2025-12-16T12:00:00Z"),
-        _chat("m9", "c-late2", "u-late2", "le match de foot de demain ?", "2025-12-16T12:30:00Z"),
-        _chat("m20", "c-m1", "u-m", "une recette de pâtes pour ce soir ?", "2025-12-16T13:00:00Z"),
-        _chat("m21", "c-m2", "u-m", "j'adore courir des marathons", "2025-12-16T13:30:00Z"),
-        _chat("m30", "c-er", "u-er", "une recette de gâteau au chocolat ?", "2025-12-16T14:00:00Z"),
-        _chat("m40", "c-model", "u-model", MODEL_ONLY_TEXT, "2025-12-16T15:00:00Z"),
-    ])
-    _jsonl(landing / "chat_messages" / f"date={D2}" / "part-0.jsonl", [
-        _chat("m7", "c-turn", "u-eu", "mon médecin a changé mon traitement contre le diabète", "2025-12-17T09:00:00Z"),
-        _chat("m8", "c-ok2", "u-eu", "une recette de gâteau au chocolat ?", "2025-12-17T10:00:00Z"),
-    ])
+    _jsonl(
+        landing / "chat_messages" / f"date={D1}" / "part-0.jsonl",
+        [
+            _chat("m1", "c-turn", "u-eu", "j'adore courir des marathons, quelles chaussures ?", "2025-12-16T10:00:00Z"),
+            _chat("m2", "c-ok", "u-eu", "une recette de pâtes pour ce soir ?", "2025-12-16T11:00:00Z"),
+            # inside the 6 h tolerance on both edges, and just outside it (quarantined)
+            _chat("m3", "c-edge", "u-eu", "un voyage à Lisbonne en train ?", "2025-12-15T18:00:00Z"),
+            _chat("m4", "c-edge", "u-eu", "un voyage à Lisbonne en avion ?", "2025-12-17T05:59:59Z"),
+            _chat("m5", "c-edge", "u-eu", "un voyage à Porto ?", "2025-12-15T17:59:59Z"),
+            _chat("m6", "c-late", "u-late", "le match de foot de ce soir ?", "2025-12-16T12:00:00Z"),
+            _chat("m9", "c-late2", "u-late2", "le match de foot de demain ?", "2025-12-16T12:30:00Z"),
+            _chat("m20", "c-m1", "u-m", "une recette de pâtes pour ce soir ?", "2025-12-16T13:00:00Z"),
+            _chat("m21", "c-m2", "u-m", "j'adore courir des marathons", "2025-12-16T13:30:00Z"),
+            _chat("m30", "c-er", "u-er", "une recette de gâteau au chocolat ?", "2025-12-16T14:00:00Z"),
+            _chat("m40", "c-model", "u-model", MODEL_ONLY_TEXT, "2025-12-16T15:00:00Z"),
+        ],
+    )
+    _jsonl(
+        landing / "chat_messages" / f"date={D2}" / "part-0.jsonl",
+        [
+            _chat(
+                "m7", "c-turn", "u-eu", "mon médecin a changé mon traitement contre le diabète", "2025-12-17T09:00:00Z"
+            ),
+            _chat("m8", "c-ok2", "u-eu", "une recette de gâteau au chocolat ?", "2025-12-17T10:00:00Z"),
+        ],
+    )
     for day in (D1, D2):
-        _events(landing / "engagement_events" / f"date={day}" / "part-0.parquet", [
-            {"event_id": f"e1-{day}", "user_id": "u-eu", "event_type": "like", "object_id": "o1",
-             "object_topic": "health", "country": "FR", "surface": "instagram",
-             "occurred_at": f"{day}T08:00:00+00:00"},
-            {"event_id": f"e2-{day}", "user_id": "u-eu", "event_type": "follow", "object_id": "o2",
-             "object_topic": "running", "country": "FR", "surface": "instagram",
-             "occurred_at": f"{day}T08:30:00+00:00"},
-            *[{"event_id": f"e3-{u}-{day}", "user_id": u, "event_type": "follow", "object_id": "o3",
-               "object_topic": "cooking", "country": "FR", "surface": "instagram",
-               "occurred_at": f"{day}T09:00:00+00:00"} for u in ("u-m", "u-er")]])
-    _jsonl(landing / "user_profiles" / f"date={D1}" / "part-0.jsonl", [
-        {"user_id": u, "birth_year": 1980, "country": "FR", "updated_at": "2025-12-16T01:00:00Z"}
-        for u in ("u-eu", "u-late", "u-late2", "u-m", "u-er")])
+        _events(
+            landing / "engagement_events" / f"date={day}" / "part-0.parquet",
+            [
+                {
+                    "event_id": f"e1-{day}",
+                    "user_id": "u-eu",
+                    "event_type": "like",
+                    "object_id": "o1",
+                    "object_topic": "health",
+                    "country": "FR",
+                    "surface": "instagram",
+                    "occurred_at": f"{day}T08:00:00+00:00",
+                },
+                {
+                    "event_id": f"e2-{day}",
+                    "user_id": "u-eu",
+                    "event_type": "follow",
+                    "object_id": "o2",
+                    "object_topic": "running",
+                    "country": "FR",
+                    "surface": "instagram",
+                    "occurred_at": f"{day}T08:30:00+00:00",
+                },
+                *[
+                    {
+                        "event_id": f"e3-{u}-{day}",
+                        "user_id": u,
+                        "event_type": "follow",
+                        "object_id": "o3",
+                        "object_topic": "cooking",
+                        "country": "FR",
+                        "surface": "instagram",
+                        "occurred_at": f"{day}T09:00:00+00:00",
+                    }
+                    for u in ("u-m", "u-er")
+                ],
+            ],
+        )
+    _jsonl(
+        landing / "user_profiles" / f"date={D1}" / "part-0.jsonl",
+        [
+            {"user_id": u, "birth_year": 1980, "country": "FR", "updated_at": "2025-12-16T01:00:00Z"}
+            for u in ("u-eu", "u-late", "u-late2", "u-m", "u-er")
+        ],
+    )
     # An opt-out that reaches the pipeline weeks after it was made: applied all the same; u-late2's
     # arrives a night after the chat it must remove.
-    _jsonl(landing / "ad_preferences" / f"date={D1}" / "part-0.jsonl", [
-        {"user_id": "u-late", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-02T09:00:00Z"}])
-    _jsonl(landing / "ad_preferences" / f"date={D2}" / "part-0.jsonl", [
-        {"user_id": "u-late2", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-20T09:00:00Z"}])
+    _jsonl(
+        landing / "ad_preferences" / f"date={D1}" / "part-0.jsonl",
+        [{"user_id": "u-late", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-02T09:00:00Z"}],
+    )
+    _jsonl(
+        landing / "ad_preferences" / f"date={D2}" / "part-0.jsonl",
+        [{"user_id": "u-late2", "ai_chat_ads": False, "personalized_ads": True, "updated_at": "2025-11-20T09:00:00Z"}],
+    )
     # u-m erases one message the night it is sent; u-er erases all chats a night later.
-    _jsonl(landing / "erasure_requests" / f"date={D1}" / "part-0.jsonl", [
-        {"request_id": "r-m", "user_id": "u-m", "scope": "message", "target_id": "m20",
-         "requested_at": "2025-12-16T15:00:00Z"}])
-    _jsonl(landing / "erasure_requests" / f"date={D2}" / "part-0.jsonl", [
-        {"request_id": "r-er", "user_id": "u-er", "scope": "all_chats", "requested_at": "2025-12-17T08:00:00Z"}])
+    _jsonl(
+        landing / "erasure_requests" / f"date={D1}" / "part-0.jsonl",
+        [
+            {
+                "request_id": "r-m",
+                "user_id": "u-m",
+                "scope": "message",
+                "target_id": "m20",
+                "requested_at": "2025-12-16T15:00:00Z",
+            }
+        ],
+    )
+    _jsonl(
+        landing / "erasure_requests" / f"date={D2}" / "part-0.jsonl",
+        [{"request_id": "r-er", "user_id": "u-er", "scope": "all_chats", "requested_at": "2025-12-17T08:00:00Z"}],
+    )
 
 
 def _stages(spark, cfg, day):
     """The nightly stages up to interests, without gates (what these rules live in)."""
-    from jobs import nightly
-    from jobs.bronze.ingest import run_ingest
-    from jobs.pipeline import ingest_params
-    from jobs.progress import Progress
-    params = ingest_params(cfg, day, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
-    run_ingest(spark, cfg, params, f"run-{day}", Progress(quiet=True))
-    nightly.stage_privacy(spark, cfg, day, f"run-{day}")
-    nightly.stage_signals(spark, cfg, day, f"run-{day}")
-    nightly.stage_interests(spark, cfg, day, f"run-{day}")
+    from jobs.context import RunContext
+    from jobs.registry import BY_NAME
+
+    ctx = RunContext.start(spark, cfg, day, run_id=f"run-{day}", as_of=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    for stage in ("ingest", "privacy", "signals", "interests"):
+        BY_NAME[stage].run(ctx)
 
 
 @pytest.fixture(scope="module")
 def nights(spark, tmp_path_factory, monkeypatch_module):
     from jobs.config import load_config
+
     monkeypatch_module.setenv("AUDIENCE_PSEUDONYM_KEY", KEY)
     root = tmp_path_factory.mktemp("nights")
     plant(root / "landing")
@@ -142,8 +205,9 @@ def test_a_conversation_that_turns_sensitive_later_yields_no_signal_on_any_night
 
 def test_the_daily_chat_aggregate_of_the_earlier_night_loses_the_conversation(spark, nights):
     cfg = nights["in_order"]
-    daily = _read(spark, cfg, t.DAILY_SIGNALS).where((F.col("signal_date") == F.lit(D1)) & (F.col("source") == "chat")
-                                                     & (F.col("user_key") == _key("u-eu")))
+    daily = _read(spark, cfg, t.DAILY_SIGNALS).where(
+        (F.col("signal_date") == F.lit(D1)) & (F.col("source") == "chat") & (F.col("user_key") == _key("u-eu"))
+    )
     assert "running" not in {r.topic for r in daily.collect()}
     assert "cooking" in {r.topic for r in daily.collect()}
 
@@ -162,8 +226,7 @@ def _key(user_id):
 
 
 @pytest.mark.parametrize("order", ["in_order", "out_of_order"])
-def test_an_opt_out_delivered_a_night_later_removes_earlier_chat_signals_and_reruns_keep_them_out(
-        spark, nights, order):
+def test_an_opt_out_delivered_a_night_later_removes_earlier_chat_signals_and_reruns_keep_them_out(spark, nights, order):
     cfg = nights[order]
     for table in (t.CHAT_TOPICS, t.DAILY_SIGNALS):
         rows = _read(spark, cfg, table).where(F.col("user_key") == _key("u-late2"))
@@ -195,20 +258,28 @@ def test_re_running_the_night_of_a_request_leaves_later_snapshots_alone(spark, n
 
 def test_a_sensitive_engagement_topic_is_not_stored_beside_the_key(spark, nights):
     cfg = nights["in_order"]
-    events = {r.event_id: r.object_topic for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).where(
-        F.col("user_key") == _key("u-eu")).collect()}
+    events = {
+        r.event_id: r.object_topic
+        for r in _read(spark, cfg, t.ENGAGEMENT_EVENTS).where(F.col("user_key") == _key("u-eu")).collect()
+    }
     assert events == {f"e1-{D1}": None, f"e2-{D1}": "running", f"e1-{D2}": None, f"e2-{D2}": "running"}
 
 
 def test_the_nightly_job_and_audience_tag_answer_with_the_same_learned_model(spark, nights):
     from jobs.silver.tagger import tag, vocabulary_frame
+
     cfg = nights["in_order"]
     frame = spark.createDataFrame([("m40", MODEL_ONLY_TEXT, "fr")], "message_id string, text string, language string")
     vocabulary_only = tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window).first()
     assert list(vocabulary_only.sensitive) == []
-    done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", "tag"], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "AUDIENCE_LOG_DIR": str(nights["root"] / "logs")},
-                          input=json.dumps({"id": "m40", "text": MODEL_ONLY_TEXT, "locale": "fr-FR"}) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.cli", "--profile", "test", "tag"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AUDIENCE_LOG_DIR": str(nights["root"] / "logs")},
+        input=json.dumps({"id": "m40", "text": MODEL_ONLY_TEXT, "locale": "fr-FR"}) + "\n",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["sensitive"], "audience tag finds it sensitive"
     flagged = _read(spark, cfg, t.SENSITIVE_CONVERSATIONS).where(F.col("conversation_id") == "c-model")
@@ -222,8 +293,11 @@ def _tables(spark, warehouse):
     for table in t.ALL_TABLES:
         if table is t.VALIDATION_RESULTS or not (warehouse / table.layer / table.name / "_delta_log").is_dir():
             continue
-        frame = (spark.read.format("delta").load(table.path(warehouse))
-                 .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id"))
+        frame = (
+            spark.read.format("delta")
+            .load(table.path(warehouse))
+            .drop("run_id", "applied_run", "applied_at", "published_at", "publication_id")
+        )
         out[table.qualified] = sorted(map(tuple, frame.collect()), key=repr)
     return out
 
@@ -234,9 +308,26 @@ def test_a_night_run_under_another_host_time_zone_gives_the_same_tables(spark, n
     for zone in ("UTC", "America/Los_Angeles"):
         warehouse = root / f"tz-{zone.replace('/', '-')}"
         env = {**os.environ, "TZ": zone, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
-        done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", "--landing", str(root / "landing"),
-                               "--warehouse", str(warehouse), "run", "--date", str(D1)],
-                              capture_output=True, text=True, env=env, timeout=900)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jobs.cli",
+                "--profile",
+                "test",
+                "--landing",
+                str(root / "landing"),
+                "--warehouse",
+                str(warehouse),
+                "run",
+                "--date",
+                str(D1),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs[zone] = _tables(spark, warehouse)
     utc, la = outputs["UTC"], outputs["America/Los_Angeles"]

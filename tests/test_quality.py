@@ -9,6 +9,7 @@ check computation fails the test. End to end: a planted violation stops `audienc
 publication, the previous snapshot stays the published one, and the Data Docs show the failure. No
 user key or text reaches the results table or the Data Docs.
 """
+
 import datetime as dt
 import re
 import shutil
@@ -17,10 +18,13 @@ import sys
 
 import pytest
 from delta.tables import DeltaTable
-from pyspark.sql import Column, functions as F
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 
-from jobs import quality, tables as t
-from jobs.quality import QualityGateError
+from jobs import tables as t
+from jobs.quality import gates as quality
+from jobs.quality.gates import QualityGateError
+from jobs.registry import STAGES, VALIDATED
 
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
@@ -30,7 +34,7 @@ RAW_ID = "raw-user-id-4711"  # what a leak of unexpected values would copy
 def _critical(checks: bool):
     """(table, expectation, column) of the critical expectations: those on computed check_* columns
     (checks=True) or the others."""
-    for table in quality.VALIDATED:
+    for table in VALIDATED:
         for exp in quality.load_suite(table)["expectations"]:
             if exp["meta"]["severity"] == "critical":
                 on = exp["kwargs"].get("column") or ",".join(exp["kwargs"].get("column_list", []))
@@ -40,8 +44,8 @@ def _critical(checks: bool):
 
 def test_every_validated_table_has_a_suite_whose_expectations_carry_a_severity():
     names = {p.stem for p in quality.SUITES_DIR.glob("*.json")}
-    assert names == {x.qualified for x in quality.VALIDATED}
-    for table in quality.VALIDATED:
+    assert names == {x.qualified for x in VALIDATED}
+    for table in VALIDATED:
         for exp in quality.load_suite(table)["expectations"]:
             assert exp["meta"]["severity"] in ("critical", "warning")
 
@@ -50,10 +54,10 @@ def test_every_validated_table_has_a_suite_whose_expectations_carry_a_severity()
 def good_day(spark, two_nights):
     """The second night's validation frames (all pass), cached, and the suite parameters."""
     cfg = two_nights["cfg"]
-    frames = {x: quality.validation_frame(spark, cfg, x, D2).cache() for x in quality.VALIDATED}
+    frames = {x: quality.validation_frame(spark, cfg, x, D2).cache() for x in VALIDATED}
     empty = [x.qualified for x, f in frames.items() if f.count() == 0]
     assert not empty, f"the generated night should fill every table: {empty}"
-    results = quality.validate(spark, cfg, D2, "good-day", quality.VALIDATED, frames=frames)
+    results = quality.validate(spark, cfg, D2, "good-day", VALIDATED, frames=frames)
     return {"cfg": cfg, "frames": frames, "params": quality.parameters(spark, cfg, D2), "results": results}
 
 
@@ -74,8 +78,11 @@ def plant(frame, exp, params):
     """A violation of `exp` derived from its rule, not from the data."""
     kind, kw = exp["type"], exp["kwargs"]
     resolve = lambda v: params[v["$PARAMETER"]] if isinstance(v, dict) else v  # noqa: E731
-    if kind in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique",
-                "expect_table_row_count_to_be_between"):
+    if kind in (
+        "expect_column_values_to_be_unique",
+        "expect_compound_columns_to_be_unique",
+        "expect_table_row_count_to_be_between",
+    ):
         return frame.unionByName(frame.limit(1))  # a duplicate row; one row more than the exact count
     if kind == "expect_table_columns_to_match_set":
         return frame.withColumn("text", F.lit("my chat message"))
@@ -101,13 +108,26 @@ def plant(frame, exp, params):
     raise AssertionError(f"no violation recipe for {kind}")
 
 
-@pytest.mark.parametrize("table,exp", [pytest.param(table, exp, id=f"{table.qualified}-{exp['type'][7:]}-{on}")
-                                       for table, exp, on in _critical(checks=False)])
+@pytest.mark.parametrize(
+    "table,exp",
+    [
+        pytest.param(table, exp, id=f"{table.qualified}-{exp['type'][7:]}-{on}")
+        for table, exp, on in _critical(checks=False)
+    ],
+)
 def test_planted_violation_of_each_critical_expectation_blocks_the_gate(spark, good_day, table, exp):
     cfg = good_day["cfg"]
     bad = plant(good_day["frames"][table], exp, good_day["params"])
-    results = quality.validate(spark, cfg, D2, f"plant-{table.qualified}", [table], frames={table: bad},
-                               select=lambda x: x == exp, data_docs=False)
+    results = quality.validate(
+        spark,
+        cfg,
+        D2,
+        f"plant-{table.qualified}",
+        [table],
+        frames={table: bad},
+        select=lambda x: x == exp,
+        data_docs=False,
+    )
     assert [(r.expectation, r.success, r.severity) for r in results] == [(exp["type"], False, "critical")]
     with pytest.raises(QualityGateError, match=exp["type"]):
         quality.check(cfg, D2, "publish", results)
@@ -125,16 +145,27 @@ def good_inputs(spark, two_nights):
     cfg = two_nights["cfg"]
 
     def read(table):
-        frame = spark.read.format("delta").load(table.path(cfg.warehouse)).where(
-            F.col(table.partition_by[0]) == F.lit(D2)).cache()
+        frame = (
+            spark.read.format("delta")
+            .load(table.path(cfg.warehouse))
+            .where(F.col(table.partition_by[0]) == F.lit(D2))
+            .cache()
+        )
         assert frame.count() > 0, f"the generated night should fill {table.qualified}"
         return frame
-    shared = {"state": read(t.USER_STATE), "reconciliation": read(t.INGEST_RECONCILIATION),
-              "interests": read(t.USER_INTERESTS), "date": D2}
-    inputs = {False: {**shared, "members": read(t.AUDIENCE_SEGMENTS), "catalog": read(t.SEGMENT_CATALOG)},
-              True: {**shared, "members": read(t.SEGMENTS_STAGING), "catalog": read(t.CATALOG_STAGING)}}
+
+    shared = {
+        "state": read(t.USER_STATE),
+        "reconciliation": read(t.INGEST_RECONCILIATION),
+        "interests": read(t.USER_INTERESTS),
+        "date": D2,
+    }
+    inputs = {
+        False: {**shared, "members": read(t.AUDIENCE_SEGMENTS), "catalog": read(t.SEGMENT_CATALOG)},
+        True: {**shared, "members": read(t.SEGMENTS_STAGING), "catalog": read(t.CATALOG_STAGING)},
+    }
     for staged, good in inputs.items():  # what the recipes start from passes every check
-        for table in quality.VALIDATED:
+        for table in VALIDATED:
             checks = _check_expectations(table)
             if checks and (staged is False or table in SEGMENT_TABLES):
                 assert _violations(_checked(table, cfg, good, staged), checks) == {}, (table.qualified, staged)
@@ -147,9 +178,18 @@ def _check_expectations(table):
 
 def _violations(frame, exps):
     """Rows outside each expectation's value set (null counts as outside), by column; zero counts left out."""
-    counts = frame.agg(*[F.sum((~F.coalesce(F.col(x["kwargs"]["column"]).isin(x["kwargs"]["value_set"]),
-                                            F.lit(False))).cast("int")).alias(x["kwargs"]["column"])
-                         for x in exps]).first().asDict()
+    counts = (
+        frame.agg(
+            *[
+                F.sum(
+                    (~F.coalesce(F.col(x["kwargs"]["column"]).isin(x["kwargs"]["value_set"]), F.lit(False))).cast("int")
+                ).alias(x["kwargs"]["column"])
+                for x in exps
+            ]
+        )
+        .first()
+        .asDict()
+    )
     return {column: n for column, n in counts.items() if n}
 
 
@@ -161,8 +201,9 @@ def _checked(table, cfg, inputs, staged):
     if table == t.USER_INTERESTS:
         return quality.interest_checks(inputs["interests"], quality.chat_regions(cfg, d))
     assert table in SEGMENT_TABLES, table
-    return quality.segment_checks(table, inputs["members"], inputs["catalog"], inputs["state"],
-                                  quality.min_ages(cfg), d, staged=staged)
+    return quality.segment_checks(
+        table, inputs["members"], inputs["catalog"], inputs["state"], quality.min_ages(cfg), d, staged=staged
+    )
 
 
 def _set(frame, where, **values):
@@ -180,9 +221,13 @@ def _in(row):
 
 def _published_segment(inputs):
     """The catalog row of a published segment with member rows (the largest, then by name)."""
-    row = (inputs["catalog"].where((F.col("status") == "published") & (F.col("member_count") > 0))
-           .join(inputs["members"].select("region", "segment_id").distinct(), ["region", "segment_id"], "left_semi")
-           .orderBy(F.col("member_count").desc(), "region", "segment_id").first())
+    row = (
+        inputs["catalog"]
+        .where((F.col("status") == "published") & (F.col("member_count") > 0))
+        .join(inputs["members"].select("region", "segment_id").distinct(), ["region", "segment_id"], "left_semi")
+        .orderBy(F.col("member_count").desc(), "region", "segment_id")
+        .first()
+    )
     assert row is not None, "the good day should publish a segment with members"
     return row
 
@@ -236,13 +281,18 @@ def member_row_in_a_suppressed_segment(inputs, cfg):
     """check_member_rows_match (segment not published): a member row for a segment the catalog
     suppresses, in a region that has members (a copy of one of them, moved to that segment)."""
     members = inputs["members"]
-    segment = (inputs["catalog"].where(F.col("status") != "published")
-               .join(members.select("region").distinct(), "region", "left_semi")
-               .orderBy("region", "segment_id").first())
+    segment = (
+        inputs["catalog"]
+        .where(F.col("status") != "published")
+        .join(members.select("region").distinct(), "region", "left_semi")
+        .orderBy("region", "segment_id")
+        .first()
+    )
     assert segment is not None, "the good day should suppress a segment in a region with members"
     model = members.where(F.col("region") == segment.region).orderBy("segment_id", "user_key").first()
     intruder = members.where(_in(model) & (F.col("user_key") == model.user_key)).withColumn(
-        "segment_id", F.lit(segment.segment_id))
+        "segment_id", F.lit(segment.segment_id)
+    )
     return {**inputs, "members": members.unionByName(intruder)}
 
 
@@ -253,9 +303,11 @@ def published_below_min_audience(inputs, cfg):
     keep = segment.min_audience_size - 1
     assert segment.member_count > keep
     kept = [r.user_key for r in inputs["members"].where(_in(segment)).orderBy("user_key").limit(keep).collect()]
-    return {**inputs,
-            "members": inputs["members"].where(~_in(segment) | F.col("user_key").isin(kept)),
-            "catalog": _set(inputs["catalog"], _in(segment), member_count=keep)}
+    return {
+        **inputs,
+        "members": inputs["members"].where(~_in(segment) | F.col("user_key").isin(kept)),
+        "catalog": _set(inputs["catalog"], _in(segment), member_count=keep),
+    }
 
 
 def landing_row_unaccounted(inputs, cfg):
@@ -263,8 +315,10 @@ def landing_row_unaccounted(inputs, cfg):
     duplicates + erased."""
     first = inputs["reconciliation"].orderBy("dataset").first().dataset
     parts = F.col("accepted") + F.col("quarantined") + F.col("duplicates") + F.col("erased")
-    return {**inputs, "reconciliation": _set(inputs["reconciliation"], F.col("dataset") == first,
-                                             landing_rows=parts + 1)}
+    return {
+        **inputs,
+        "reconciliation": _set(inputs["reconciliation"], F.col("dataset") == first, landing_rows=parts + 1),
+    }
 
 
 def _with_chat_score(interests, region):
@@ -290,8 +344,11 @@ def chat_score_the_day_before_rollout(inputs, cfg):
     rollouts = sorted((p.chat_signals_from, name) for name, p in cfg.regions.items() if p.chat_signals_from)
     assert rollouts, "conf should roll chat out in some region"
     rollout, region = rollouts[0]
-    return {**inputs, "interests": _with_chat_score(inputs["interests"], region),
-            "date": rollout - dt.timedelta(days=1)}
+    return {
+        **inputs,
+        "interests": _with_chat_score(inputs["interests"], region),
+        "date": rollout - dt.timedelta(days=1),
+    }
 
 
 # (table, check column) -> recipes planting a violation of the check in its inputs.
@@ -303,8 +360,10 @@ CHECK_RECIPES = {
     (t.SEGMENT_CATALOG, "check_member_rows_match"): [member_row_missing, member_row_in_a_suppressed_segment],
     (t.SEGMENT_CATALOG, "check_min_audience_met"): [published_below_min_audience],
     (t.INGEST_RECONCILIATION, "check_balanced"): [landing_row_unaccounted],
-    (t.USER_INTERESTS, "check_chat_allowed"): [chat_score_where_chat_never_rolled_out,
-                                               chat_score_the_day_before_rollout],
+    (t.USER_INTERESTS, "check_chat_allowed"): [
+        chat_score_where_chat_never_rolled_out,
+        chat_score_the_day_before_rollout,
+    ],
 }
 
 
@@ -313,8 +372,9 @@ def _check_cases():
         for recipe in CHECK_RECIPES.get((table, on)) or [None]:  # None: fails, naming the missing recipe
             for staged in (False, True) if table in SEGMENT_TABLES else (False,):
                 name = recipe.__name__ if recipe else "no-recipe"
-                yield pytest.param(table, exp, on, recipe, staged,
-                                   id=f"{table.qualified}-{on}-{name}" + ("-staged" if staged else ""))
+                yield pytest.param(
+                    table, exp, on, recipe, staged, id=f"{table.qualified}-{on}-{name}" + ("-staged" if staged else "")
+                )
 
 
 def test_every_check_recipe_targets_a_critical_expectation():
@@ -323,21 +383,30 @@ def test_every_check_recipe_targets_a_critical_expectation():
 
 
 @pytest.mark.parametrize("table,exp,column,recipe,staged", list(_check_cases()))
-def test_bad_input_behind_each_critical_check_blocks_the_gate(spark, two_nights, good_inputs, table, exp, column,
-                                                              recipe, staged):
+def test_bad_input_behind_each_critical_check_blocks_the_gate(
+    spark, two_nights, good_inputs, table, exp, column, recipe, staged
+):
     """The check column is computed by the product from the good day's inputs plus planted rows;
     among the table's critical checks, exactly the targeted one fails and blocks the gate."""
     if recipe is None:
-        raise AssertionError(f"no input recipe for {table.qualified} {exp['type']}({column}): "
-                             "add one to CHECK_RECIPES")
+        raise AssertionError(f"no input recipe for {table.qualified} {exp['type']}({column}): add one to CHECK_RECIPES")
     cfg = two_nights["cfg"]
     bad = _checked(table, cfg, recipe(good_inputs[staged], cfg), staged)
     checks = _check_expectations(table)
-    results = quality.validate(spark, cfg, D2, f"input-{table.qualified}", [table], staged=staged,
-                               frames={table: bad}, select=lambda x: x in checks, data_docs=False)
+    results = quality.validate(
+        spark,
+        cfg,
+        D2,
+        f"input-{table.qualified}",
+        [table],
+        staged=staged,
+        frames={table: bad},
+        select=lambda x: x in checks,
+        data_docs=False,
+    )
     assert len(results) == len(checks) and {r.severity for r in results} == {"critical"}
     assert [(r.expectation, r.column) for r in results if not r.success] == [(exp["type"], column)]
-    stage = next(name for name, tables in quality.GATES.items() if table in tables)
+    stage = next(s.name for s in STAGES if table in s.gate)
     with pytest.raises(QualityGateError, match=re.escape(f"{exp['type']}({column})")):
         quality.check(cfg, D2, stage, results)
 
@@ -346,41 +415,59 @@ def test_warnings_are_recorded_but_do_not_block(spark, good_day):
     cfg = good_day["cfg"]
     chat = good_day["frames"][t.CHAT_MESSAGES]
     assert good_day["params"]["chat_messages_min_rows"] > 10, "the trailing day gives a drift band"
-    results = quality.validate(spark, cfg, D2, "drift-check", [t.CHAT_MESSAGES], frames={t.CHAT_MESSAGES: chat.limit(10)},
-                               data_docs=False)
+    results = quality.validate(
+        spark, cfg, D2, "drift-check", [t.CHAT_MESSAGES], frames={t.CHAT_MESSAGES: chat.limit(10)}, data_docs=False
+    )
     failed = [r for r in results if not r.success]
     assert [(r.expectation, r.severity) for r in failed] == [("expect_table_row_count_to_be_between", "warning")]
     assert failed[0].observed == "10"
     quality.check(cfg, D2, "ingest", results)  # does not raise
-    recorded = spark.read.format("delta").load(t.VALIDATION_RESULTS.path(cfg.warehouse)).where(
-        (F.col("run_id") == "drift-check") & ~F.col("success")).collect()
+    recorded = (
+        spark.read.format("delta")
+        .load(t.VALIDATION_RESULTS.path(cfg.warehouse))
+        .where((F.col("run_id") == "drift-check") & ~F.col("success"))
+        .collect()
+    )
     assert [(r.table_name, r.severity, r.observed_value) for r in recorded] == [
-        ("bronze.chat_messages", "warning", "10")]
+        ("bronze.chat_messages", "warning", "10")
+    ]
 
 
 def test_publish_gate_on_staged_segments_keeps_the_published_snapshot(spark, two_nights, small_audience_conf, tmp_path):
     """The night is re-staged and a member row for a segment the catalog suppresses is slipped into
     staging: publish refuses, and the published catalog and members stay as they were."""
     from jobs.config import load_config
+    from jobs.context import RunContext
     from jobs.pipeline import run_stage
-    from jobs.progress import Progress
-    cfg = load_config(small_audience_conf, profile="test", landing=two_nights["cfg"].landing,
-                      warehouse=tmp_path / "warehouse")
+
+    cfg = load_config(
+        small_audience_conf, profile="test", landing=two_nights["cfg"].landing, warehouse=tmp_path / "warehouse"
+    )
     shutil.copytree(two_nights["cfg"].warehouse, cfg.warehouse)
-    run_stage(spark, cfg, "segments", D2, Progress(quiet=True), "restaged-run")
-    staged = spark.read.format("delta").load(t.SEGMENTS_STAGING.path(cfg.warehouse)).where(
-        F.col("snapshot_date") == F.lit(D2))
-    suppressed = spark.read.format("delta").load(t.CATALOG_STAGING.path(cfg.warehouse)).where(
-        (F.col("snapshot_date") == F.lit(D2)) & (F.col("status") != "published")).first()
-    intruder = staged.limit(1).withColumn("segment_id", F.lit(suppressed.segment_id)).withColumn(
-        "region", F.lit(suppressed.region))
+    run_stage(RunContext.start(spark, cfg, D2, run_id="restaged-run"), "segments")
+    staged = (
+        spark.read.format("delta")
+        .load(t.SEGMENTS_STAGING.path(cfg.warehouse))
+        .where(F.col("snapshot_date") == F.lit(D2))
+    )
+    suppressed = (
+        spark.read.format("delta")
+        .load(t.CATALOG_STAGING.path(cfg.warehouse))
+        .where((F.col("snapshot_date") == F.lit(D2)) & (F.col("status") != "published"))
+        .first()
+    )
+    intruder = (
+        staged.limit(1)
+        .withColumn("segment_id", F.lit(suppressed.segment_id))
+        .withColumn("region", F.lit(suppressed.region))
+    )
     assert intruder.count() == 1
     intruder.write.format("delta").mode("append").save(t.SEGMENTS_STAGING.path(cfg.warehouse))
     catalog = DeltaTable.forPath(spark, t.SEGMENT_CATALOG.path(cfg.warehouse))
     members = DeltaTable.forPath(spark, t.AUDIENCE_SEGMENTS.path(cfg.warehouse))
     before = (catalog.history(1).first().version, members.history(1).first().version)
     with pytest.raises(QualityGateError, match="check_catalog_status"):
-        run_stage(spark, cfg, "publish", D2, Progress(quiet=True), "restaged-run")
+        run_stage(RunContext.start(spark, cfg, D2, run_id="restaged-run"), "publish")
     assert (catalog.history(1).first().version, members.history(1).first().version) == before
 
 
@@ -393,12 +480,37 @@ def test_planted_violation_stops_audience_run_before_publication(spark, two_nigh
     shutil.copytree(two_nights["after_d1"], warehouse)
     signals = t.DAILY_SIGNALS.path(warehouse)
     sensitive = sorted(x.topic_id for x in cfg.topics.values() if x.sensitive)[0]
-    (spark.read.format("delta").load(signals).where((F.col("signal_date") == F.lit(D1)) & (F.col("source") == "engagement"))
-     .limit(1).withColumn("topic", F.lit(sensitive)).write.format("delta").mode("append").save(signals))
-    done = subprocess.run([sys.executable, "-m", "jobs.cli", "--profile", "test", "--conf", str(cfg.conf_dir),
-                           "--landing", str(cfg.landing),
-                           "--warehouse", str(warehouse), "run", "--date", str(D2)],
-                          capture_output=True, text=True, timeout=900)
+    (
+        spark.read.format("delta")
+        .load(signals)
+        .where((F.col("signal_date") == F.lit(D1)) & (F.col("source") == "engagement"))
+        .limit(1)
+        .withColumn("topic", F.lit(sensitive))
+        .write.format("delta")
+        .mode("append")
+        .save(signals)
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.cli",
+            "--profile",
+            "test",
+            "--conf",
+            str(cfg.conf_dir),
+            "--landing",
+            str(cfg.landing),
+            "--warehouse",
+            str(warehouse),
+            "run",
+            "--date",
+            str(D2),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode != 0
     error = done.stderr.strip().splitlines()[-1]
     assert "gold.user_interests" in error and "expect_column_values_to_not_be_in_set(topic)" in error, error
@@ -428,6 +540,7 @@ def test_results_and_data_docs_hold_no_user_keys_or_text(spark, good_day):
 
     def leaks(content: str) -> bool:
         return bool(set(re.findall(r"[0-9a-f]{64}", content)) & keys) or any(x in content for x in texts)
+
     table = spark.read.format("delta").load(t.VALIDATION_RESULTS.path(cfg.warehouse))
     assert table.count() > 0
     assert [row for row in table.collect() if leaks(" ".join(map(str, row)))] == []

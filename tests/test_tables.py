@@ -1,11 +1,12 @@
 """Every table's personal-data declaration (jobs/tables.py) is complete, and erasure covers every
 scope that applies to each table from it."""
+
 from pathlib import Path
 
 import pytest
 
 from jobs import tables as t
-from jobs.privacy_requests import OWNED, SCOPES, clauses
+from jobs.privacy.requests import OWNED, SCOPES, clauses
 
 # Column names that hold personal data wherever they appear (a key, a chat id, text, a raw record).
 PERSONAL_NAMES = {"user_key", "message_id", "conversation_id", "record_id", "text", "query_text", "raw_redacted"}
@@ -44,7 +45,11 @@ def test_every_written_table_is_declared_with_all_its_personal_columns(spark, tw
     declared = {(x.layer, x.name): x for x in t.ALL_TABLES}
     on_disk = {(p.parent.parent.name, p.parent.name) for p in warehouse.glob("*/*/_delta_log")}
     assert on_disk - set(declared) == set()
-    assert {("bronze", "chat_messages"), ("silver", "sensitive_conversations"), ("gold", "audience_segments")} <= on_disk
+    assert {
+        ("bronze", "chat_messages"),
+        ("silver", "sensitive_conversations"),
+        ("gold", "audience_segments"),
+    } <= on_disk
     for key in sorted(on_disk):
         table = declared[key]
         columns = set(spark.read.format("delta").load(table.path(warehouse)).columns)

@@ -1,4 +1,5 @@
 """Tagger behaviour on inline messages, plus a quality floor on the labelled evaluation set."""
+
 import json
 
 import pytest
@@ -20,10 +21,14 @@ TOPIC_F1_FLOOR = 0.63
 @pytest.fixture(scope="module")
 def tagger(spark, cfg):
     vocab = vocabulary_frame(spark, cfg).cache()
+
     def run(rows):
         frame = spark.createDataFrame(rows, "message_id string, text string, language string")
-        return {r.message_id: (list(r.topics), list(r.sensitive))
-                for r in tag(frame, vocab, cfg.languages, cfg.negation_window).collect()}
+        return {
+            r.message_id: (list(r.topics), list(r.sensitive))
+            for r in tag(frame, vocab, cfg.languages, cfg.negation_window).collect()
+        }
+
     return run
 
 
@@ -31,25 +36,31 @@ def test_normalisation_folds_case_accents_and_punctuation():
     assert normalize_py("Fußball-WM: Ça VA, ŁÓDŹ!") == "fussball wm ca va lodz"
 
 
-@pytest.mark.parametrize("text,language,topics", [
-    ("Ich suche Laufschuhe für den Halbmarathon", "de", ["running"]),          # compounds via stems
-    ("FUSSBALL am Wochenende", "de", ["football"]),
-    ("un billet d'avion pour Lisbonne", "fr", ["travel"]),                     # phrase with apostrophe
-    ("wędrówki po Tatrach", "pl", ["hiking_outdoors"]),                         # accents folded
-    ("hello, how are you", "en", []),
-    ("a trip to Lisbon with my dog", None, ["pets", "travel"]),                 # unknown language: all vocabularies
-])
+@pytest.mark.parametrize(
+    "text,language,topics",
+    [
+        ("Ich suche Laufschuhe für den Halbmarathon", "de", ["running"]),  # compounds via stems
+        ("FUSSBALL am Wochenende", "de", ["football"]),
+        ("un billet d'avion pour Lisbonne", "fr", ["travel"]),  # phrase with apostrophe
+        ("wędrówki po Tatrach", "pl", ["hiking_outdoors"]),  # accents folded
+        ("hello, how are you", "en", []),
+        ("a trip to Lisbon with my dog", None, ["pets", "travel"]),  # unknown language: all vocabularies
+    ],
+)
 def test_topics_found_in_natural_text(tagger, text, language, topics):
     assert tagger([("m", text, language)])["m"] == (topics, [])
 
 
-@pytest.mark.parametrize("text,language", [
-    ("I can't stand football", "en"),
-    ("honestly I'm not into video games", "en"),
-    ("je déteste le foot", "fr"),
-    ("ich hasse Fußball", "de"),
-    ("no me gusta nada el fútbol", "es"),
-])
+@pytest.mark.parametrize(
+    "text,language",
+    [
+        ("I can't stand football", "en"),
+        ("honestly I'm not into video games", "en"),
+        ("je déteste le foot", "fr"),
+        ("ich hasse Fußball", "de"),
+        ("no me gusta nada el fútbol", "es"),
+    ],
+)
 def test_negated_preferences_do_not_count(tagger, text, language):
     assert tagger([("m", text, language)])["m"] == ([], [])
 
@@ -60,8 +71,9 @@ def test_negation_covers_only_a_few_words_after_the_cue(tagger):
 
 
 def test_sensitive_categories_are_found_even_when_negated(tagger):
-    result = tagger([("a", "I'm not religious but I pray sometimes", "en"),
-                     ("b", "mon médecin parle de diabète", "fr")])
+    result = tagger(
+        [("a", "I'm not religious but I pray sometimes", "en"), ("b", "mon médecin parle de diabète", "fr")]
+    )
     assert result["a"][1] == ["religion"] and result["b"][1] == ["health"]
 
 
@@ -85,8 +97,9 @@ def test_the_corpus_covers_every_language_and_label_in_every_split(cfg):
 
 
 def test_a_corpus_line_with_an_unknown_label_is_a_clear_error(cfg, tmp_path):
-    (tmp_path / "x.jsonl").write_text('{"id": "a", "locale": "en-GB", "text": "hi", "topics": [], '
-                                      '"sensitive": ["healht"]}\n')
+    (tmp_path / "x.jsonl").write_text(
+        '{"id": "a", "locale": "en-GB", "text": "hi", "topics": [], "sensitive": ["healht"]}\n'
+    )
     with pytest.raises(AudienceError, match=r"x.jsonl:1: unknown sensitive \['healht'\]"):
         read_labelled(cfg, tmp_path)
 
@@ -113,16 +126,32 @@ def test_training_gives_the_same_model_for_the_same_corpus(spark, cfg, tmp_path)
             keep.append(r)
             for l in labels:
                 seen[l] = seen.get(l, 0) + 1
-    (corpus / "part.jsonl").write_text("".join(json.dumps(
-        {"id": r["id"], "locale": r["locale"], "text": r["text"], "topics": sorted(r["topics"]),
-         "sensitive": sorted(r["sensitive"])}, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
+    (corpus / "part.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": r["id"],
+                    "locale": r["locale"],
+                    "text": r["text"],
+                    "topics": sorted(r["topics"]),
+                    "sensitive": sorted(r["sensitive"]),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in keep
+        ),
+        encoding="utf-8",
+    )
     small = Settings(num_features=1 << 12, max_iter=5)
     first = train(spark, cfg, corpus, tmp_path / "a", small)
     second = train(spark, cfg, corpus, tmp_path / "b", small)
     assert first["version"] == second["version"] and first["thresholds"] == second["thresholds"]
     texts = [{"id": r["id"], "text": r["text"], "locale": r["locale"]} for r in records[:200]]
-    answers = [sorted(map(tuple, tag_records(spark, cfg, tagger_model.load(str(root / first["version"])), texts)
-                          .collect())) for root in (tmp_path / "a", tmp_path / "b")]
+    answers = [
+        sorted(map(tuple, tag_records(spark, cfg, tagger_model.load(str(root / first["version"])), texts).collect()))
+        for root in (tmp_path / "a", tmp_path / "b")
+    ]
     assert answers[0] == answers[1]
 
 

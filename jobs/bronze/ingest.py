@@ -1,49 +1,34 @@
-"""Bronze ingest of one logical date: landing files -> bronze Delta tables + quarantine.
-
-extract: read every file of `<landing>/<dataset>/date=D/` (late files included: the whole day is
-         re-read on each run, so a re-run picks up late files and yields the same rows as before);
-transform: parse -> classify (quarantine reason or none) -> dedupe -> redact PII -> pseudonymize;
-load: replace exactly the date's partition of each table, then reconcile the counts read back.
+"""Bronze ingest transforms, pure DataFrame to DataFrame (jobs/bronze/stage.py reads and writes):
+parse -> classify (quarantine reason or none) -> dedupe -> erase -> redact PII -> pseudonymize.
 
 `landing rows = bronze rows + quarantined rows + duplicates + erased` holds per dataset and run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession, Window, functions as F, types as T
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from jobs.bronze.contract import DATASETS, Dataset
-from jobs.config import Config
-from jobs.errors import AudienceError
-from jobs.io import delta_exists, path_exists, replace_partition
-from jobs.privacy import hmac_sha256_hex, pii_kinds, redact_pii
-from jobs.progress import Progress
-from jobs.privacy_requests import tombstone_filter
-from jobs.tables import ERASURE_REQUESTS, INGEST_RECONCILIATION, QUARANTINE
+from jobs.bronze.contract import Dataset
+from jobs.privacy.pii import hmac_sha256_hex, pii_kinds, redact_pii
+from jobs.privacy.requests import tombstone_filter
 
-log = logging.getLogger(__name__)
 STATUS_ACCEPTED, STATUS_QUARANTINED, STATUS_DUPLICATE, STATUS_ERASED = (
-    "accepted", "quarantined", "duplicate", "erased")
-
-QUARANTINE_SCHEMA = T.StructType([
-    T.StructField("dataset", T.StringType(), False),
-    T.StructField("ingest_date", T.DateType(), False),
-    T.StructField("reason", T.StringType(), False),
-    T.StructField("source_file", T.StringType(), True),
-    T.StructField("user_key", T.StringType(), True),
-    T.StructField("record_id", T.StringType(), True),
-    T.StructField("conversation_id", T.StringType(), True),
-    T.StructField("raw_redacted", T.StringType(), True),
-])
+    "accepted",
+    "quarantined",
+    "duplicate",
+    "erased",
+)
 
 
 @dataclass(frozen=True)
 class IngestParams:
     """Everything a transform needs besides its input frame."""
+
     logical_date: dt.date
     as_of: dt.datetime  # wall-clock start of the run: later timestamps are "in the future"
     tolerance_hours: int
@@ -72,34 +57,16 @@ def utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
 
 
-# ---------------------------------------------------------------------------------------------- extract
-def day_folder(cfg: Config, dataset: str, logical_date: dt.date) -> str:
-    return f"{cfg.landing}/{dataset}/date={logical_date.isoformat()}"
-
-
-def read_landing(spark: SparkSession, ds: Dataset, folder: str) -> DataFrame:
-    """Raw rows as (value: JSON text, source_file). Parquet rows are re-encoded as JSON text."""
-    source_file = F.col("_metadata.file_name").alias("source_file")
-    arrived = F.col("_metadata.file_modification_time").alias("file_arrived_at")
-    if ds.file_format == "jsonl":
-        return (spark.read.option("pathGlobFilter", ds.glob).text(folder)
-                .select(F.col("value"), source_file, arrived))
-    frame = spark.read.option("pathGlobFilter", ds.glob).parquet(folder)
-    missing = [f for f in ds.field_names if f not in frame.columns]
-    columns = [F.col(f) if f in frame.columns else F.lit(None).cast("string").alias(f) for f in ds.field_names]
-    if missing:
-        log.warning("%s: files lack columns %s; their rows are quarantined", folder, missing)
-    return frame.select(F.to_json(F.struct(*columns), {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"})
-                        .alias("value"), source_file, arrived)
-
-
 # -------------------------------------------------------------------------------------------- transform
 def parse(raw: DataFrame, ds: Dataset) -> DataFrame:
     """Add `p`: the record's fields as strings (types are checked in classify), or malformed."""
-    schema = T.StructType([T.StructField(f, T.StringType()) for f in ds.field_names]
-                          + [T.StructField("_corrupt", T.StringType())])
+    schema = T.StructType(
+        [T.StructField(f, T.StringType()) for f in ds.field_names] + [T.StructField("_corrupt", T.StringType())]
+    )
     return raw.select(
-        "value", "source_file", "file_arrived_at",
+        "value",
+        "source_file",
+        "file_arrived_at",
         F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"}).alias("p"),
     )
 
@@ -128,11 +95,16 @@ def classify(parsed: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
             checks.append((present & ~F.lower(value).isin("true", "false"), F.lit(f"invalid_value:{f.name}")))
         elif f.kind == "year":
             year = value.try_cast("int")
-            checks.append((present & (year.isNull() | (year < 1900) | (year > params.logical_date.year)),
-                           F.lit(f"invalid_value:{f.name}")))
+            checks.append(
+                (
+                    present & (year.isNull() | (year < 1900) | (year > params.logical_date.year)),
+                    F.lit(f"invalid_value:{f.name}"),
+                )
+            )
     if ds.name == "erasure_requests":
-        checks.append((p("scope").isin("message", "conversation") & _blank(p("target_id")),
-                       F.lit("missing_field:target_id")))
+        checks.append(
+            (p("scope").isin("message", "conversation") & _blank(p("target_id")), F.lit("missing_field:target_id"))
+        )
     ts = F.try_to_timestamp(p(ds.timestamp))
     checks.append((ts.isNull(), F.lit(f"invalid_timestamp:{ds.timestamp}")))
     if not ds.legal_request:  # a person's request is applied whatever its timestamp (SPEC section 3)
@@ -158,20 +130,30 @@ def mark_duplicates(classified: DataFrame, ds: Dataset, prior_keys: DataFrame | 
     """Add `status`. Among valid rows, the first copy of a key (earliest file, then name, then
     content) is kept, so a late file never displaces a row already taken;
     later copies, and keys already in bronze on an earlier date, are duplicates."""
-    keyed = classified.select("*", *[
-        (F.col(k) if k == "user_key" else F.col("p").getField(k) if k != ds.timestamp else F.col("_ts")).alias(f"_k_{k}")
-        for k in ds.key])
+    keyed = classified.select(
+        "*",
+        *[
+            (F.col(k) if k == "user_key" else F.col("p").getField(k) if k != ds.timestamp else F.col("_ts")).alias(
+                f"_k_{k}"
+            )
+            for k in ds.key
+        ],
+    )
     key_cols = [f"_k_{k}" for k in ds.key]
-    first = Window.partitionBy(F.col("reason").isNull(), *key_cols).orderBy("file_arrived_at", "source_file", F.xxhash64("value"), "value")
+    first = Window.partitionBy(F.col("reason").isNull(), *key_cols).orderBy(
+        "file_arrived_at", "source_file", F.xxhash64("value"), "value"
+    )
     ranked = keyed.select("*", F.when(F.col("reason").isNull(), F.row_number().over(first)).alias("_rank"))
     if prior_keys is not None:
         prior = prior_keys.select(*[F.col(k).alias(f"_k_{k}") for k in ds.key], F.lit(True).alias("_seen"))
         ranked = ranked.join(prior, on=key_cols, how="left")
     else:
         ranked = ranked.select("*", F.lit(None).cast("boolean").alias("_seen"))
-    status = (F.when(F.col("reason").isNotNull(), STATUS_QUARANTINED)
-              .when((F.col("_rank") > 1) | F.col("_seen").isNotNull(), STATUS_DUPLICATE)
-              .otherwise(STATUS_ACCEPTED))
+    status = (
+        F.when(F.col("reason").isNotNull(), STATUS_QUARANTINED)
+        .when((F.col("_rank") > 1) | F.col("_seen").isNotNull(), STATUS_DUPLICATE)
+        .otherwise(STATUS_ACCEPTED)
+    )
     return ranked.select("*", status.alias("status")).drop(*key_cols, "_rank", "_seen")
 
 
@@ -188,16 +170,17 @@ def erase(rows: DataFrame, ds: Dataset, requests: DataFrame | None) -> DataFrame
         return rows
     chat = ds.name == "chat_messages"
     marked = tombstone_filter(
-        rows.select("*", _extracted(ds.record_id if chat else None).alias("_rid"),
-                    _extracted(ds.conversation_id).alias("_cid")),
-        requests, "_rid" if chat else None, "_cid" if chat else None, chat_data=chat)
-    return (marked.withColumn("status", F.when(F.col("_erased"), F.lit(STATUS_ERASED)).otherwise(F.col("status")))
-            .drop("_rid", "_cid", "_erased"))
-
-
-def _known_requests(spark, cfg: Config):
-    path = ERASURE_REQUESTS.path(cfg.warehouse)
-    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+        rows.select(
+            "*", _extracted(ds.record_id if chat else None).alias("_rid"), _extracted(ds.conversation_id).alias("_cid")
+        ),
+        requests,
+        "_rid" if chat else None,
+        "_cid" if chat else None,
+        chat_data=chat,
+    )
+    return marked.withColumn("status", F.when(F.col("_erased"), F.lit(STATUS_ERASED)).otherwise(F.col("status"))).drop(
+        "_rid", "_cid", "_erased"
+    )
 
 
 def _field(ds: Dataset, name: str, sensitive: frozenset[str] = frozenset()):
@@ -219,18 +202,25 @@ def _field(ds: Dataset, name: str, sensitive: frozenset[str] = frozenset()):
 def to_bronze(accepted: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
     """The bronze row: contract fields typed, text redacted, user_id replaced by user_key, a
     sensitive object_topic withheld."""
-    cols = [F.col("user_key") if name == "user_id" else _field(ds, name, params.sensitive_topic_ids)
-            for name in ds.field_names]
+    cols = [
+        F.col("user_key") if name == "user_id" else _field(ds, name, params.sensitive_topic_ids)
+        for name in ds.field_names
+    ]
     extra = []
     if ds.name == "chat_messages":
-        extra = [F.lower(F.split(F.col("p").getField("locale"), "[-_]").getItem(0)).alias("language"),
-                 F.col("p").getField("text").alias("_original")]
+        extra = [
+            F.lower(F.split(F.col("p").getField("locale"), "[-_]").getItem(0)).alias("language"),
+            F.col("p").getField("text").alias("_original"),
+        ]
     rows = accepted.select(*cols, *extra, "source_file", F.lit(params.logical_date).alias("ingest_date"))
     if ds.name != "chat_messages":
         return rows
-    return rows.select(*[c for c in rows.columns if c not in ("_original", "source_file", "ingest_date")],
-                       pii_kinds(F.col("_original"), F.col("text")).alias("pii_redacted"),
-                       "source_file", "ingest_date")
+    return rows.select(
+        *[c for c in rows.columns if c not in ("_original", "source_file", "ingest_date")],
+        pii_kinds(F.col("_original"), F.col("text")).alias("pii_redacted"),
+        "source_file",
+        "ingest_date",
+    )
 
 
 # A field name and its value, however the line quotes them ("...", '...', or not at all).
@@ -266,86 +256,12 @@ def raw_record(ds: Dataset, params: IngestParams) -> Column:
 def to_quarantine(rejected: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
     """Quarantine rows keep the reason, ids for erasure, the user key and the safe `raw_record`."""
     return rejected.select(
-        F.lit(ds.name).alias("dataset"), F.lit(params.logical_date).alias("ingest_date"), "reason", "source_file",
-        "user_key", _extracted(ds.record_id).alias("record_id"),
-        _extracted(ds.conversation_id).alias("conversation_id"), raw_record(ds, params).alias("raw_redacted"),
+        F.lit(ds.name).alias("dataset"),
+        F.lit(params.logical_date).alias("ingest_date"),
+        "reason",
+        "source_file",
+        "user_key",
+        _extracted(ds.record_id).alias("record_id"),
+        _extracted(ds.conversation_id).alias("conversation_id"),
+        raw_record(ds, params).alias("raw_redacted"),
     )
-
-
-# ------------------------------------------------------------------------------------------------- load
-def _prior_keys(spark, cfg: Config, ds: Dataset, logical_date: dt.date):
-    path = ds.table.path(cfg.warehouse)
-    if not delta_exists(spark, path):
-        return None
-    start = logical_date - dt.timedelta(days=cfg.duplicate_lookback_days)
-    return (spark.read.format("delta").load(path)
-            .where(F.col("ingest_date").between(F.lit(start), F.lit(logical_date - dt.timedelta(days=1))))
-            .select(*ds.key).distinct())
-
-
-def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, run_id: str, progress: Progress) -> dict:
-    folder = day_folder(cfg, ds.name, params.logical_date)
-    counts = dict(dataset=ds.name, read=0, accepted=0, quarantined=0, duplicate=0, erased=0)
-    present = path_exists(spark, folder)
-    if not present and ds.delivered_daily:
-        raise AudienceError(f"landing folder missing: {folder} (upstream has not delivered "
-                            f"{ds.name} for {params.logical_date}; the run waits for it)")
-    if not present:  # a day without records: the date's partition is empty, the table still exists
-        progress.note(f"{ds.name}: no folder for this date (no records)")
-    try:
-        raw = (read_landing(spark, ds, folder) if present else spark.createDataFrame(
-            [], "value string, source_file string, file_arrived_at timestamp"))
-        rows = erase(mark_duplicates(classify(parse(raw, ds), ds, params), ds,
-                                     _prior_keys(spark, cfg, ds, params.logical_date)),
-                     ds, _known_requests(spark, cfg)).persist(StorageLevel.MEMORY_AND_DISK)
-        by_status = dict(rows.groupBy("status").count().collect())
-    except AudienceError:
-        raise
-    except Exception as exc:  # unreadable files: name the folder, not a JVM stack
-        if "Path does not exist" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
-            progress.note(f"{ds.name}: folder holds no {ds.glob} files")
-            return counts
-        raise AudienceError(f"cannot read {folder}: {str(exc).splitlines()[0][:300]}") from exc
-    counts.update({k: by_status.get(k, 0) for k in ("accepted", "quarantined", "duplicate", "erased")})
-    counts["read"] = sum(by_status.values())
-    bronze = to_bronze(rows.where(F.col("status") == STATUS_ACCEPTED), ds, params)
-    replace_partition(bronze, ds.table, cfg.warehouse, {"ingest_date": params.logical_date})
-    quarantine = to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params)
-    replace_partition(quarantine, QUARANTINE, cfg.warehouse,
-                      {"dataset": ds.name, "ingest_date": params.logical_date})
-    rows.unpersist()
-    return counts
-
-
-def reconcile(spark, cfg: Config, counts: dict, logical_date: dt.date) -> None:
-    """Read the written partitions back: landing rows must equal bronze + quarantine + duplicates."""
-    if counts["read"] == 0:
-        return
-    ds = next(d for d in DATASETS if d.name == counts["dataset"])
-    date = F.col("ingest_date") == F.lit(logical_date)
-    bronze_rows = spark.read.format("delta").load(ds.table.path(cfg.warehouse)).where(date).count()
-    quarantined = (spark.read.format("delta").load(QUARANTINE.path(cfg.warehouse))
-                   .where(date & (F.col("dataset") == ds.name)).count())
-    total = bronze_rows + quarantined + counts["duplicate"] + counts["erased"]
-    if bronze_rows != counts["accepted"] or quarantined != counts["quarantined"] or total != counts["read"]:
-        raise AudienceError(
-            f"{ds.name} {logical_date}: counts do not reconcile: landing {counts['read']} != bronze {bronze_rows}"
-            f" + quarantine {quarantined} + duplicates {counts['duplicate']} + erased {counts['erased']}")
-
-
-def run_ingest(spark, cfg: Config, params: IngestParams, run_id: str, progress: Progress) -> list[dict]:
-    """Ingest the five datasets for one logical date; returns per-dataset counts."""
-    results = []
-    for ds in DATASETS:
-        with progress.stage(f"ingest {ds.name}") as stage:
-            counts = ingest_dataset(spark, cfg, ds, params, run_id, progress)
-            reconcile(spark, cfg, counts, params.logical_date)
-            stage.rows = counts["read"]
-        results.append(counts)
-    recon = spark.createDataFrame(
-        [(params.logical_date, r["dataset"], r["read"], r["accepted"], r["quarantined"], r["duplicate"],
-          r["erased"], run_id) for r in results],
-        "ingest_date date, dataset string, landing_rows long, accepted long, quarantined long, "
-        "duplicates long, erased long, run_id string")
-    replace_partition(recon, INGEST_RECONCILIATION, cfg.warehouse, {"ingest_date": params.logical_date})
-    return results

@@ -8,6 +8,7 @@ conversations; PII; bad rows, duplicates and late files at configurable rates.
 A manifest per day (`<landing>/_generator/date=D.json`) records what was planted, so tests can
 check ingest against the plan rather than against ingest's own output.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,15 +26,46 @@ from jobs.sample import corpus
 
 # Country mix of the user base: EU-heavy (rollout starts there), then other regions.
 COUNTRY_WEIGHTS = {
-    "FR": 12, "DE": 12, "ES": 8, "IT": 8, "NL": 5, "PL": 5, "PT": 3, "BE": 3, "AT": 2, "IE": 2, "SE": 1,
-    "US": 14, "GB": 8, "CA": 3, "BR": 5, "IN": 4, "AU": 2, "JP": 1, "MX": 2, "AR": 1, "ZA": 1, "CH": 1,
+    "FR": 12,
+    "DE": 12,
+    "ES": 8,
+    "IT": 8,
+    "NL": 5,
+    "PL": 5,
+    "PT": 3,
+    "BE": 3,
+    "AT": 2,
+    "IE": 2,
+    "SE": 1,
+    "US": 14,
+    "GB": 8,
+    "CA": 3,
+    "BR": 5,
+    "IN": 4,
+    "AU": 2,
+    "JP": 1,
+    "MX": 2,
+    "AR": 1,
+    "ZA": 1,
+    "CH": 1,
 }
 EVENT_WEIGHTS = {"view": 30, "like": 25, "click": 15, "search": 12, "comment": 7, "share": 6, "follow": 5}
 SURFACES = ("messenger", "whatsapp", "instagram", "facebook")
-CHAT_BAD_KINDS = ("malformed_json", "missing_field:user_id", "unknown_enum:role", "invalid_country",
-                  "timestamp_outside_window", "future_timestamp")
-EVENT_BAD_KINDS = ("missing_field:user_id", "unknown_enum:event_type", "invalid_country",
-                   "timestamp_outside_window", "unknown_enum:object_topic")
+CHAT_BAD_KINDS = (
+    "malformed_json",
+    "missing_field:user_id",
+    "unknown_enum:role",
+    "invalid_country",
+    "timestamp_outside_window",
+    "future_timestamp",
+)
+EVENT_BAD_KINDS = (
+    "missing_field:user_id",
+    "unknown_enum:event_type",
+    "invalid_country",
+    "timestamp_outside_window",
+    "unknown_enum:object_topic",
+)
 SENSITIVE_OBJECT_TOPICS = ("health", "religion", "politics", "sexual_orientation")
 
 
@@ -69,20 +101,26 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
     for i in range(n):
         country = rng.choices(countries, weights)[0]
         age_draw = rng.random()
-        birth_year = (None if age_draw < 0.05 else
-                      opts.start.year - rng.randint(13, 17) if age_draw < 0.12 else
-                      opts.start.year - rng.randint(18, 75))
+        birth_year = (
+            None
+            if age_draw < 0.05
+            else opts.start.year - rng.randint(13, 17)
+            if age_draw < 0.12
+            else opts.start.year - rng.randint(18, 75)
+        )
         opt = rng.random()
-        users.append(User(
-            user_id=f"u{rng.getrandbits(40):012d}{i}",
-            country=country,
-            lang=corpus.LANG_BY_COUNTRY.get(country, "en"),
-            interests=rng.sample(topic_ids, rng.randint(2, 4)),
-            birth_year=birth_year,
-            has_profile=rng.random() > 0.03,
-            ai_chat_ads=not (opt < 0.05),
-            personalized_ads=False if 0.05 <= opt < 0.08 else (True if opt < 0.5 else None),
-        ))
+        users.append(
+            User(
+                user_id=f"u{rng.getrandbits(40):012d}{i}",
+                country=country,
+                lang=corpus.LANG_BY_COUNTRY.get(country, "en"),
+                interests=rng.sample(topic_ids, rng.randint(2, 4)),
+                birth_year=birth_year,
+                has_profile=rng.random() > 0.03,
+                ai_chat_ads=not (opt < 0.05),
+                personalized_ads=False if 0.05 <= opt < 0.08 else (True if opt < 0.5 else None),
+            )
+        )
     return users
 
 
@@ -164,13 +202,22 @@ def _chat_day(rng, opts, day, users, writer, conversations_out):
                 text = rng.choice(tpl_user[lang]).format(x=x)
             if role == "user" and rng.random() < 0.02:
                 kind = rng.choice(list(corpus.PII_TEMPLATES))
-                value = {"email": f"{user.user_id[:6]}.mail@example.org", "phone": rng.choice(corpus.PHONES),
-                         "card": rng.choice(corpus.CARDS), "iban": rng.choice(corpus.IBANS)}[kind]
+                value = {
+                    "email": f"{user.user_id[:6]}.mail@example.org",
+                    "phone": rng.choice(corpus.PHONES),
+                    "card": rng.choice(corpus.CARDS),
+                    "iban": rng.choice(corpus.IBANS),
+                }[kind]
                 text = f"{text} {corpus.PII_TEMPLATES[kind].format(v=value)}"
             record = {
-                "message_id": f"m{stamp}{conv_no:07d}{t:02d}", "conversation_id": conv_id,
-                "user_id": user.user_id, "role": role, "text": text, "country": user.country,
-                "surface": surface, "sent_at": _ts(day, start + 60 * t),
+                "message_id": f"m{stamp}{conv_no:07d}{t:02d}",
+                "conversation_id": conv_id,
+                "user_id": user.user_id,
+                "role": role,
+                "text": text,
+                "country": user.country,
+                "surface": surface,
+                "sent_at": _ts(day, start + 60 * t),
             }
             if rng.random() > 0.05:
                 record["locale"] = corpus.LOCALE[lang]
@@ -186,8 +233,20 @@ def _events_day(rng, opts, day, users, topic_ids):
     n = max(50, opts.messages_per_day // 2)
     phrases = corpus.TOPIC_PHRASES
     types, weights = zip(*EVENT_WEIGHTS.items())
-    cols = {k: [] for k in ("event_id", "user_id", "event_type", "object_id", "object_topic", "query_text",
-                            "country", "surface", "occurred_at")}
+    cols = {
+        k: []
+        for k in (
+            "event_id",
+            "user_id",
+            "event_type",
+            "object_id",
+            "object_topic",
+            "query_text",
+            "country",
+            "surface",
+            "occurred_at",
+        )
+    }
     midnight = dt.datetime.combine(day, dt.time())
     planted = Counter()
     stamp = day.strftime("%Y%m%d")
@@ -195,15 +254,26 @@ def _events_day(rng, opts, day, users, topic_ids):
         user = users[rng.randrange(len(users))]
         etype = rng.choices(types, weights)[0]
         draw = rng.random()
-        topic = (rng.choice(user.interests) if draw < 0.75 else
-                 rng.choice(SENSITIVE_OBJECT_TOPICS) if draw < 0.8 else rng.choice(topic_ids))
-        row = {"event_id": f"e{stamp}{i:08d}", "user_id": user.user_id, "event_type": etype,
-               "object_id": None if etype == "search" else f"obj{rng.randrange(10**6)}",
-               "object_topic": None if etype == "search" else topic,
-               "query_text": (rng.choice(phrases[topic][user.lang].split("|"))
-                              if etype == "search" and topic in phrases else None),
-               "country": user.country, "surface": rng.choice(SURFACES),
-               "occurred_at": midnight + dt.timedelta(seconds=rng.randrange(86400))}
+        topic = (
+            rng.choice(user.interests)
+            if draw < 0.75
+            else rng.choice(SENSITIVE_OBJECT_TOPICS)
+            if draw < 0.8
+            else rng.choice(topic_ids)
+        )
+        row = {
+            "event_id": f"e{stamp}{i:08d}",
+            "user_id": user.user_id,
+            "event_type": etype,
+            "object_id": None if etype == "search" else f"obj{rng.randrange(10**6)}",
+            "object_topic": None if etype == "search" else topic,
+            "query_text": (
+                rng.choice(phrases[topic][user.lang].split("|")) if etype == "search" and topic in phrases else None
+            ),
+            "country": user.country,
+            "surface": rng.choice(SURFACES),
+            "occurred_at": midnight + dt.timedelta(seconds=rng.randrange(86400)),
+        }
         copies = 2 if rng.random() < opts.duplicate_rate else 1
         if rng.random() < opts.bad_rate:  # a re-delivered bad row is quarantined twice, not deduplicated
             kind = rng.choice(EVENT_BAD_KINDS)
@@ -223,8 +293,9 @@ def _events_day(rng, opts, day, users, topic_ids):
         for _ in range(copies):
             for k, v in row.items():
                 cols[k].append(v)
-    schema = pa.schema([(k, pa.string()) for k in cols if k != "occurred_at"]
-                       + [("occurred_at", pa.timestamp("us", tz="UTC"))])
+    schema = pa.schema(
+        [(k, pa.string()) for k in cols if k != "occurred_at"] + [("occurred_at", pa.timestamp("us", tz="UTC"))]
+    )
     return pa.table(cols, schema=schema), planted
 
 
@@ -243,7 +314,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
     for offset in range(opts.days):
         day = opts.start + dt.timedelta(days=offset)
         rng = random.Random(f"{opts.seed}-{day.isoformat()}")
-        folder = lambda ds: landing / ds / f"date={day.isoformat()}"  # noqa: E731
+        folder = lambda ds: landing / ds / f"date={day.isoformat()}"  # noqa: B023 - used within this iteration
         manifest = {"date": day.isoformat(), "datasets": {}}
 
         writer, conversations = DayWriter(rng, opts, day), []
@@ -255,8 +326,10 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
             with gzip.open(chat_dir / "late-00001.jsonl.gz", "wt", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in writer.late))
         manifest["datasets"]["chat_messages"] = {
-            "lines": len(writer.main) + len(writer.late), "late_lines": len(writer.late),
-            "planted": dict(writer.planted)}
+            "lines": len(writer.main) + len(writer.late),
+            "late_lines": len(writer.late),
+            "planted": dict(writer.planted),
+        }
 
         events, planted = _events_day(rng, opts, day, users, topic_ids)
         folder("engagement_events").mkdir(parents=True, exist_ok=True)
@@ -265,22 +338,55 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
 
         midnight = 3600 * rng.randrange(1, 6)
         if offset == 0:
-            profiles = [{"user_id": u.user_id, "birth_year": u.birth_year, "country": u.country,
-                         "updated_at": _ts(day, midnight)} for u in users if u.has_profile]
-            prefs = [{"user_id": u.user_id, "ai_chat_ads": u.ai_chat_ads, "personalized_ads": u.personalized_ads,
-                      "updated_at": _ts(day, midnight)}
-                     for u in users if not u.ai_chat_ads or u.personalized_ads is not None]
+            profiles = [
+                {
+                    "user_id": u.user_id,
+                    "birth_year": u.birth_year,
+                    "country": u.country,
+                    "updated_at": _ts(day, midnight),
+                }
+                for u in users
+                if u.has_profile
+            ]
+            prefs = [
+                {
+                    "user_id": u.user_id,
+                    "ai_chat_ads": u.ai_chat_ads,
+                    "personalized_ads": u.personalized_ads,
+                    "updated_at": _ts(day, midnight),
+                }
+                for u in users
+                if not u.ai_chat_ads or u.personalized_ads is not None
+            ]
         else:
             movers = rng.sample(users, max(1, len(users) // 200))
-            profiles = [{"user_id": u.user_id, "birth_year": u.birth_year, "country": u.country,
-                         "updated_at": _ts(day, midnight + 60)} for u in movers]
+            profiles = [
+                {
+                    "user_id": u.user_id,
+                    "birth_year": u.birth_year,
+                    "country": u.country,
+                    "updated_at": _ts(day, midnight + 60),
+                }
+                for u in movers
+            ]
             flippers = rng.sample(users, max(1, len(users) // 500))
-            prefs = [{"user_id": u.user_id, "ai_chat_ads": rng.random() < 0.5, "personalized_ads": None,
-                      "updated_at": _ts(day, midnight + 120)} for u in flippers]
-        manifest["datasets"]["user_profiles"] = {"lines": _jsonl(folder("user_profiles") / "part-00000.jsonl",
-                                                                 profiles), "planted": {}}
-        manifest["datasets"]["ad_preferences"] = {"lines": _jsonl(folder("ad_preferences") / "part-00000.jsonl",
-                                                                  prefs), "planted": {}}
+            prefs = [
+                {
+                    "user_id": u.user_id,
+                    "ai_chat_ads": rng.random() < 0.5,
+                    "personalized_ads": None,
+                    "updated_at": _ts(day, midnight + 120),
+                }
+                for u in flippers
+            ]
+        manifest["datasets"]["user_profiles"] = {
+            "lines": _jsonl(folder("user_profiles") / "part-00000.jsonl", profiles),
+            "planted": {},
+        }
+        manifest["datasets"]["ad_preferences"] = {
+            "lines": _jsonl(folder("ad_preferences") / "part-00000.jsonl", prefs),
+            "planted": {},
+        }
 
         # Erasures: requests of every scope about earlier conversations, applied the night they land.
         pool = pending_erasures or conversations
@@ -291,10 +397,19 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
             target = {"message": f"m{conv_id[1:]}00", "conversation": conv_id}.get(scope)
             if scope == "message":  # message ids are m<stamp><conv+1><turn>
                 target = f"m{conv_id[1:9]}{int(conv_id[9:]) + 1:07d}00"
-            requests.append({"request_id": f"r{day:%Y%m%d}{n:05d}", "user_id": user_id, "scope": scope,
-                             "target_id": target, "requested_at": _ts(day, 36000 + n)})
+            requests.append(
+                {
+                    "request_id": f"r{day:%Y%m%d}{n:05d}",
+                    "user_id": user_id,
+                    "scope": scope,
+                    "target_id": target,
+                    "requested_at": _ts(day, 36000 + n),
+                }
+            )
         manifest["datasets"]["erasure_requests"] = {
-            "lines": _jsonl(folder("erasure_requests") / "part-00000.jsonl", requests), "planted": {}}
+            "lines": _jsonl(folder("erasure_requests") / "part-00000.jsonl", requests),
+            "planted": {},
+        }
         pending_erasures = conversations
 
         gen_dir = landing / "_generator"
@@ -302,6 +417,8 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
         (gen_dir / f"date={day.isoformat()}.json").write_text(json.dumps(manifest, indent=1))
         manifests.append(manifest)
         if progress:
-            progress.note(f"generated {day}: {manifest['datasets']['chat_messages']['lines']:,} chat lines, "
-                          f"{events.num_rows:,} events")
+            progress.note(
+                f"generated {day}: {manifest['datasets']['chat_messages']['lines']:,} chat lines, "
+                f"{events.num_rows:,} events"
+            )
     return manifests

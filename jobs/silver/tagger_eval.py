@@ -1,6 +1,7 @@
 """Precision and recall of the tagger against labelled records ({"topics": [...], "sensitive": [...]}):
 per label, topic micro-averages, and sensitive-message recall and false-positive rate, which matter
 most (a missed sensitive message is a legal breach, a missed interest a lost ad)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -39,10 +40,19 @@ def score(expected: dict[str, dict], predicted: dict[str, dict]) -> dict:
         else:
             clean_msgs += 1
             false_alarms += bool(got["sensitive"])
-    rows = [{"label": label, "kind": kind_of[label], "support": tp[label] + fn[label], "tp": tp[label],
-             "fp": fp[label], "fn": fn[label], "precision": _ratio(tp[label], tp[label] + fp[label]),
-             "recall": _ratio(tp[label], tp[label] + fn[label])}
-            for label in sorted(kind_of, key=lambda l: (kind_of[l], l))]
+    rows = [
+        {
+            "label": label,
+            "kind": kind_of[label],
+            "support": tp[label] + fn[label],
+            "tp": tp[label],
+            "fp": fp[label],
+            "fn": fn[label],
+            "precision": _ratio(tp[label], tp[label] + fp[label]),
+            "recall": _ratio(tp[label], tp[label] + fn[label]),
+        }
+        for label in sorted(kind_of, key=lambda l: (kind_of[l], l))
+    ]
     topic = [l for l, k in kind_of.items() if k == "topics"]
     t_tp, t_fp, t_fn = (sum(c[l] for l in topic) for c in (tp, fp, fn))
     return {

@@ -6,6 +6,7 @@ vocabulary, are train only): train fits the models, dev picks each label's thres
 reported. Nothing is random: the same corpus, settings and vocabulary give the same model and the
 same version.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,24 @@ class Settings:
     # Sensitive thresholds: recall first within a false-positive budget. The highest per-category
     # dev recall (vocabulary or model) in recall_targets whose thresholds keep the dev split's
     # share of clean messages flagged within max_false_positive_rate; topics maximise dev F1.
-    recall_targets: tuple[float, ...] = (1.0, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.9,
-                                         0.88, 0.86, 0.84, 0.82, 0.8)
+    recall_targets: tuple[float, ...] = (
+        1.0,
+        0.99,
+        0.98,
+        0.97,
+        0.96,
+        0.95,
+        0.94,
+        0.93,
+        0.92,
+        0.91,
+        0.9,
+        0.88,
+        0.86,
+        0.84,
+        0.82,
+        0.8,
+    )
     max_false_positive_rate: float = 0.10
 
 
@@ -71,18 +88,27 @@ def read_corpus(path: Path, labels: dict[str, set[str]]) -> list[dict]:
                 rec_id, text = str(rec["id"]), str(rec["text"])
                 kinds = {k: set(rec.get(k, [])) for k in ("topics", "sensitive")}
             except (ValueError, KeyError, TypeError):
-                raise AudienceError(f"{where}: expected a JSON object with \"id\", \"text\", "
-                                    "\"topics\" and \"sensitive\"") from None
+                raise AudienceError(
+                    f'{where}: expected a JSON object with "id", "text", "topics" and "sensitive"'
+                ) from None
             for kind, got in kinds.items():
                 unknown = sorted(got - labels[kind])
                 if unknown:
-                    raise AudienceError(f"{where}: unknown {kind} {unknown} (conf/taxonomy.yaml has: "
-                                        f"{', '.join(sorted(labels[kind]))})")
+                    raise AudienceError(
+                        f"{where}: unknown {kind} {unknown} (conf/taxonomy.yaml has: {', '.join(sorted(labels[kind]))})"
+                    )
             if rec_id in seen:
                 raise AudienceError(f"{where}: id {rec_id} already used at {seen[rec_id]}")
             seen[rec_id] = where
-            records.append({"id": rec_id, "text": text, "locale": rec.get("locale"), **kinds,
-                            "split": "train" if path.name.endswith(TRAIN_ONLY) else split_of(rec_id)})
+            records.append(
+                {
+                    "id": rec_id,
+                    "text": text,
+                    "locale": rec.get("locale"),
+                    **kinds,
+                    "split": "train" if path.name.endswith(TRAIN_ONLY) else split_of(rec_id),
+                }
+            )
     return sorted(records, key=lambda r: r["id"])
 
 
@@ -92,18 +118,23 @@ def version_of(records: list[dict], settings: Settings, vocabulary: list[tuple])
     digest = hashlib.sha256()
     digest.update(json.dumps(sorted(map(list, vocabulary)), ensure_ascii=False).encode("utf-8"))
     for r in records:
-        digest.update(json.dumps([r["id"], r["text"], sorted(r["topics"]), sorted(r["sensitive"])],
-                                 ensure_ascii=False).encode("utf-8"))
+        digest.update(
+            json.dumps([r["id"], r["text"], sorted(r["topics"]), sorted(r["sensitive"])], ensure_ascii=False).encode(
+                "utf-8"
+            )
+        )
     digest.update(json.dumps(asdict(settings), sort_keys=True).encode("utf-8"))
     digest.update(tm.feature_sql(settings.char_ngrams).encode("utf-8"))
     return "tagger-" + digest.hexdigest()[:12]
 
 
-def choose_thresholds(dev: dict[str, list[tuple[float, bool, bool]]], sensitive: list[str],
-                      clean: list[int], s: Settings) -> tuple[dict[str, float], dict]:
+def choose_thresholds(
+    dev: dict[str, list[tuple[float, bool, bool]]], sensitive: list[str], clean: list[int], s: Settings
+) -> tuple[dict[str, float], dict]:
     """dev: label -> per dev message (model probability, labelled, vocabulary found it), in the same
     message order for every label; clean: the indexes of messages without a sensitive label.
     Returns the thresholds and how the sensitive ones were chosen."""
+
     def hits(label, t):
         return [hit or p >= t for p, _, hit in dev[label]]
 
@@ -113,10 +144,12 @@ def choose_thresholds(dev: dict[str, list[tuple[float, bool, bool]]], sensitive:
 
     thresholds = {}
     for label in set(dev) - set(sensitive):
+
         def f1(t, label=label):
             tp = sum(h and y for h, (_, y, _) in zip(hits(label, t), dev[label]))
             flagged, positives = sum(hits(label, t)), sum(y for _, y, _ in dev[label])
             return 2 * tp / (flagged + positives) if flagged + positives else 0.0
+
         thresholds[label] = max(GRID, key=lambda t: (f1(t), t))
     chosen = None
     for target in s.recall_targets:
@@ -133,8 +166,10 @@ def choose_thresholds(dev: dict[str, list[tuple[float, bool, bool]]], sensitive:
 
 
 def label_sets(cfg: Config) -> dict[str, list[str]]:
-    return {"sensitive": sorted(t.topic_id for t in cfg.topics.values() if t.sensitive),
-            "topics": sorted(t.topic_id for t in cfg.topics.values() if not t.sensitive)}
+    return {
+        "sensitive": sorted(t.topic_id for t in cfg.topics.values() if t.sensitive),
+        "topics": sorted(t.topic_id for t in cfg.topics.values() if not t.sensitive),
+    }
 
 
 def read_labelled(cfg: Config, path: Path, split: str | None = None) -> list[dict]:
@@ -143,8 +178,7 @@ def read_labelled(cfg: Config, path: Path, split: str | None = None) -> list[dic
     return [r for r in records if split in (None, r["split"])]
 
 
-def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings = Settings(),
-          progress=None) -> dict:
+def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings = Settings(), progress=None) -> dict:
     """Fit, choose thresholds on dev, score dev and test through the full tagger, save. -> manifest."""
     from pyspark.ml import Pipeline, PipelineModel
     from pyspark.ml.classification import LogisticRegression
@@ -155,36 +189,60 @@ def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings =
     records = read_labelled(cfg, corpus)
     version = version_of(records, settings, vocabulary_rows(cfg))
     by_split = {s: [r for r in records if r["split"] == s] for s in SPLITS}
-    missing = [l for l in sensitive + topics
-               if not any(l in r["sensitive"] | r["topics"] for r in by_split["train"])]
+    missing = [l for l in sensitive + topics if not any(l in r["sensitive"] | r["topics"] for r in by_split["train"])]
     if missing:
         raise AudienceError(f"the train split has no example of {missing}: add labelled messages")
 
-    featurize = Pipeline(stages=[
-        SQLTransformer(statement=tm.feature_sql(settings.char_ngrams)),
-        HashingTF(inputCol="terms", outputCol="tf", numFeatures=settings.num_features, binary=True),
-        IDF(inputCol="tf", outputCol="features", minDocFreq=2),
-    ]).fit(spark.createDataFrame([(r["id"], r["text"]) for r in by_split["train"]], "id string, text string"))
+    featurize = Pipeline(
+        stages=[
+            SQLTransformer(statement=tm.feature_sql(settings.char_ngrams)),
+            HashingTF(inputCol="terms", outputCol="tf", numFeatures=settings.num_features, binary=True),
+            IDF(inputCol="tf", outputCol="features", minDocFreq=2),
+        ]
+    ).fit(spark.createDataFrame([(r["id"], r["text"]) for r in by_split["train"]], "id string, text string"))
     dev_records = by_split["dev"]
-    dev_x = featurize.transform(spark.createDataFrame([(r["id"], r["text"]) for r in dev_records],
-                                                      "id string, text string")).select("id", "features").cache()
+    dev_x = (
+        featurize.transform(
+            spark.createDataFrame([(r["id"], r["text"]) for r in dev_records], "id string, text string")
+        )
+        .select("id", "features")
+        .cache()
+    )
     vocabulary = {r.id: set(r.topics) | set(r.sensitive) for r in tag_records(spark, cfg, None, dev_records).collect()}
     fitted, dev = [], {}
     for kind, classes in (("sensitive", sensitive), ("topics", topics)):
         # One multinomial model per head: class 0 is "none of them"; a message with several labels
         # gives one training row per label. Rare classes weigh up to max_positive_weight.
         rows = [(r["text"], classes.index(l) + 1.0) for r in by_split["train"] for l in sorted(r[kind])] + [
-            (r["text"], 0.0) for r in by_split["train"] if not r[kind]]
+            (r["text"], 0.0) for r in by_split["train"] if not r[kind]
+        ]
         counts = {c: sum(1 for _, y in rows if y == c) for c in range(len(classes) + 1)}
         weight = {c: min(counts[0] / max(n, 1), settings.max_positive_weight) if c else 1.0 for c, n in counts.items()}
-        data = featurize.transform(spark.createDataFrame(
-            [(t, y, float(weight[int(y)])) for t, y in rows], "text string, y double, w double").repartition(1))
-        lr = LogisticRegression(featuresCol="features", labelCol="y", weightCol="w", family="multinomial",
-                                regParam=settings.reg_param, maxIter=settings.max_iter, standardization=False,
-                                probabilityCol=tm.PROBABILITY_PREFIX + kind, rawPredictionCol="", predictionCol="")
+        data = featurize.transform(
+            spark.createDataFrame(
+                [(t, y, float(weight[int(y)])) for t, y in rows], "text string, y double, w double"
+            ).repartition(1)
+        )
+        lr = LogisticRegression(
+            featuresCol="features",
+            labelCol="y",
+            weightCol="w",
+            family="multinomial",
+            regParam=settings.reg_param,
+            maxIter=settings.max_iter,
+            standardization=False,
+            probabilityCol=tm.PROBABILITY_PREFIX + kind,
+            rawPredictionCol="",
+            predictionCol="",
+        )
         fitted.append(lr.fit(data))
-        probs = {r.id: r.p for r in fitted[-1].transform(dev_x).select(
-            "id", vector_to_array(tm.PROBABILITY_PREFIX + kind).alias("p")).collect()}
+        probs = {
+            r.id: r.p
+            for r in fitted[-1]
+            .transform(dev_x)
+            .select("id", vector_to_array(tm.PROBABILITY_PREFIX + kind).alias("p"))
+            .collect()
+        }
         for i, label in enumerate(classes, 1):
             dev[label] = [(probs[r["id"]][i], label in r[kind], label in vocabulary[r["id"]]) for r in dev_records]
         if progress:
@@ -198,9 +256,15 @@ def train(spark, cfg: Config, corpus: Path, out_root: Path, settings: Settings =
         shutil.rmtree(folder)
     pipeline.write().overwrite().save(str(folder / "pipeline"))
     manifest = {
-        "version": version, "sensitive": sensitive, "topics": topics, "thresholds": thresholds,
-        "settings": asdict(settings), "threshold_choice": choice, "corpus": _shown(corpus),
-        "split_rule": split_of.__doc__, "messages": {s: len(p) for s, p in by_split.items()},
+        "version": version,
+        "sensitive": sensitive,
+        "topics": topics,
+        "thresholds": thresholds,
+        "settings": asdict(settings),
+        "threshold_choice": choice,
+        "corpus": _shown(corpus),
+        "split_rule": split_of.__doc__,
+        "messages": {s: len(p) for s, p in by_split.items()},
     }
     (folder / tm.MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     model = tm.load(str(folder))
@@ -218,20 +282,23 @@ def _shown(path: Path) -> str:
 
 def tag_records(spark, cfg: Config, model, records: list[dict]):
     """The nightly job's tagger (vocabulary or model) over {"id", "text", "locale"} records."""
-    frame = spark.createDataFrame([(str(r["id"]), r.get("text") or "", r.get("locale")) for r in records],
-                                  "id string, text string, locale string").select(
-        "id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
+    frame = spark.createDataFrame(
+        [(str(r["id"]), r.get("text") or "", r.get("locale")) for r in records], "id string, text string, locale string"
+    ).select("id", "text", F.lower(F.split("locale", "[-_]").getItem(0)).alias("language"))
     return tag(frame, vocabulary_frame(spark, cfg), cfg.languages, cfg.negation_window, id_col="id", model=model)
 
 
 def evaluate(spark, cfg: Config, model, records: list[dict]) -> dict:
     """The full tagger over labelled records -> tagger_eval.score()."""
-    predicted = {r.id: {"topics": set(r.topics), "sensitive": set(r.sensitive)}
-                 for r in tag_records(spark, cfg, model, records).collect()}
+    predicted = {
+        r.id: {"topics": set(r.topics), "sensitive": set(r.sensitive)}
+        for r in tag_records(spark, cfg, model, records).collect()
+    }
     expected = {r["id"]: {"topics": set(r["topics"]), "sensitive": set(r["sensitive"])} for r in records}
     return score(expected, predicted)
 
 
 def summary(result: dict) -> dict:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
-            if k not in ("rows", "confusion")}
+    return {
+        k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items() if k not in ("rows", "confusion")
+    }

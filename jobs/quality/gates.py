@@ -12,6 +12,7 @@ Cross-table rules and privacy invariants that a single-table expectation cannot 
 date's tables and hands them to pure DataFrame functions (`segment_checks`, `reconciliation_checks`,
 `interest_checks`) that add the columns, so tests can compute them from planted inputs.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,9 +21,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from jobs import REPO_ROOT, tables as t
+from jobs import REPO_ROOT
+from jobs import tables as t
 from jobs.bronze.contract import ERASURE_SCOPES, ROLES, SURFACES
 from jobs.config import ENGAGEMENT_EVENT_TYPES, Config
 from jobs.errors import AudienceError, ConfigError
@@ -31,22 +34,13 @@ from jobs.io import delta_exists, replace_partition
 
 SUITES_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("critical", "warning")
-# What each stage validates once it has written (publish: before it writes).
-GATES = {
-    "ingest": (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS, t.USER_PROFILES, t.AD_PREFERENCES, t.ERASURE_REQUESTS,
-               t.INGEST_RECONCILIATION),
-    "privacy": (t.USER_STATE,),
-    "signals": (t.CHAT_TOPICS, t.DAILY_SIGNALS),
-    "interests": (t.USER_INTERESTS,),
-    "publish": (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG),
-}
-VALIDATED = [table for tables in GATES.values() for table in tables]
 # Counts and aggregate observations only: no partial or full lists of unexpected values.
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False,
-                 "return_unexpected_index_query": False}
-RESULTS_SCHEMA = ("run_id string, logical_date date, table_name string, validated_from string, expectation string, "
-                  "column_name string, severity string, success boolean, observed_value string, "
-                  "validated_at timestamp")
+RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+    "return_unexpected_index_query": False,
+}
 
 
 class QualityGateError(AudienceError):
@@ -87,13 +81,19 @@ def parameters(spark, cfg: Config, d: dt.date) -> dict:
     tolerance = dt.timedelta(hours=cfg.timestamp_tolerance_hours)
     start = dt.datetime.combine(d, dt.time(), tzinfo=dt.timezone.utc)  # aware: GX hands it to Spark
     params = {
-        "iso_countries": sorted(cfg.iso_countries), "regions": sorted(cfg.regions),
-        "roles": list(ROLES), "surfaces": list(SURFACES), "event_types": list(ENGAGEMENT_EVENT_TYPES),
-        "erasure_scopes": list(ERASURE_SCOPES), "topics": sorted(cfg.topics),
+        "iso_countries": sorted(cfg.iso_countries),
+        "regions": sorted(cfg.regions),
+        "roles": list(ROLES),
+        "surfaces": list(SURFACES),
+        "event_types": list(ENGAGEMENT_EVENT_TYPES),
+        "erasure_scopes": list(ERASURE_SCOPES),
+        "topics": sorted(cfg.topics),
         "targetable_topics": sorted(x.topic_id for x in cfg.targetable_topics),
         "sensitive_topics": sorted(x for x, topic in cfg.topics.items() if topic.sensitive),
-        "window_start": (start - tolerance).isoformat(), "window_end": (start + dt.timedelta(days=1) + tolerance).isoformat(),
-        "max_birth_year": d.year, "max_daily_weight": cfg.daily_cap_per_topic,
+        "window_start": (start - tolerance).isoformat(),
+        "window_end": (start + dt.timedelta(days=1) + tolerance).isoformat(),
+        "max_birth_year": d.year,
+        "max_daily_weight": cfg.daily_cap_per_topic,
         "catalog_rows": len(cfg.regions) * len(cfg.targetable_topics),
         "max_quarantine_share": cfg.quality.max_quarantine_share,
     }
@@ -103,13 +103,19 @@ def parameters(spark, cfg: Config, d: dt.date) -> dict:
     path = t.INGEST_RECONCILIATION.path(cfg.warehouse)
     if delta_exists(spark, path):
         since = d - dt.timedelta(days=cfg.quality.trailing_days)
-        trailing = {r.dataset: r.mean for r in spark.read.format("delta").load(path)
-                    .where((F.col("ingest_date") >= F.lit(since)) & (F.col("ingest_date") < F.lit(d)))
-                    .groupBy("dataset").agg(F.avg("accepted").alias("mean")).collect()}
+        trailing = {
+            r.dataset: r.mean
+            for r in spark.read.format("delta")
+            .load(path)
+            .where((F.col("ingest_date") >= F.lit(since)) & (F.col("ingest_date") < F.lit(d)))
+            .groupBy("dataset")
+            .agg(F.avg("accepted").alias("mean"))
+            .collect()
+        }
     for dataset in ("chat_messages", "engagement_events"):
         mean = trailing.get(dataset)
         params[f"{dataset}_min_rows"] = int(mean * (1 - band)) if mean else 0
-        params[f"{dataset}_max_rows"] = int(mean / (1 - band)) + 1 if mean else 2 ** 62
+        params[f"{dataset}_max_rows"] = int(mean / (1 - band)) + 1 if mean else 2**62
     return params
 
 
@@ -147,52 +153,82 @@ def min_ages(cfg: Config) -> dict[str, int]:
 def reconciliation_checks(frame: DataFrame) -> DataFrame:
     """Reconciliation rows plus: every landing row accounted for once, and the quarantined share."""
     return frame.select(
-        "*", (F.col("landing_rows") == F.col("accepted") + F.col("quarantined") + F.col("duplicates")
-              + F.col("erased")).alias("check_balanced"),
-        F.when(F.col("landing_rows") > 0, F.col("quarantined") / F.col("landing_rows")).otherwise(0.0)
-        .alias("check_quarantine_share"))
+        "*",
+        (
+            F.col("landing_rows") == F.col("accepted") + F.col("quarantined") + F.col("duplicates") + F.col("erased")
+        ).alias("check_balanced"),
+        F.when(F.col("landing_rows") > 0, F.col("quarantined") / F.col("landing_rows"))
+        .otherwise(0.0)
+        .alias("check_quarantine_share"),
+    )
 
 
 def interest_checks(frame: DataFrame, chat_regions: list[str]) -> DataFrame:
     """Interest rows plus: a chat score only in a region whose chat rollout has begun."""
-    return frame.select("*", ((F.col("chat_score") == 0) | F.col("region").isin(chat_regions))
-                        .alias("check_chat_allowed"))
+    return frame.select(
+        "*", ((F.col("chat_score") == 0) | F.col("region").isin(chat_regions)).alias("check_chat_allowed")
+    )
 
 
-def segment_checks(table: t.Table, members: DataFrame, catalog: DataFrame, state: DataFrame,
-                   min_ages: dict[str, int], d: dt.date, staged: bool = False) -> DataFrame:
+def segment_checks(
+    table: t.Table,
+    members: DataFrame,
+    catalog: DataFrame,
+    state: DataFrame,
+    min_ages: dict[str, int],
+    d: dt.date,
+    staged: bool = False,
+) -> DataFrame:
     """Members and catalog (of the date) checked against each other, and members against user state
     and policy: the catalog rows plus their checks for t.SEGMENT_CATALOG, else the member rows plus
     theirs. staged=True: frames read from staging, which have no publication id yet."""
     if staged:  # not published yet: no publication id
-        members, catalog = (frame.select("*", F.lit(None).cast("string").alias(PUBLICATION))
-                            for frame in (members, catalog))
+        members, catalog = (
+            frame.select("*", F.lit(None).cast("string").alias(PUBLICATION)) for frame in (members, catalog)
+        )
     else:  # the published members: those of the publication the catalog names
         members = members.join(catalog.select(PUBLICATION).distinct(), PUBLICATION, "left_semi")
     counted = members.groupBy("region", "segment_id").agg(F.count("*").alias("check_member_rows"))
     if table == t.SEGMENT_CATALOG:
         rows = F.coalesce("check_member_rows", F.lit(0))
-        return (catalog.join(F.broadcast(counted), ["region", "segment_id"], "left")
-                .select(*catalog.columns,
-                        F.when(F.col("status") == "published", rows == F.col("member_count"))
-                        .otherwise(rows == 0).alias("check_member_rows_match"),
-                        ((F.col("status") != "published") | (F.col("member_count") >= F.col("min_audience_size")))
-                        .alias("check_min_audience_met")))
+        return catalog.join(F.broadcast(counted), ["region", "segment_id"], "left").select(
+            *catalog.columns,
+            F.when(F.col("status") == "published", rows == F.col("member_count"))
+            .otherwise(rows == 0)
+            .alias("check_member_rows_match"),
+            ((F.col("status") != "published") | (F.col("member_count") >= F.col("min_audience_size"))).alias(
+                "check_min_audience_met"
+            ),
+        )
     min_age = members.sparkSession.createDataFrame(list(min_ages.items()), "region string, check_min_age int")
     state = state.select("user_key", "birth_year", "personalized_ads")
     youngest_age = F.lit(d.year) - F.col("birth_year") - 1
-    return (members
-            .join(F.broadcast(catalog.select("region", "segment_id", F.col("status").alias("check_catalog_status"),
-                                             F.col("member_count").alias("check_catalog_count"))),
-                  ["region", "segment_id"], "left")
-            .join(F.broadcast(counted), ["region", "segment_id"], "left")
-            .join(F.broadcast(min_age), "region", "left")
-            .join(state, "user_key", "left")
-            .select(*members.columns, "check_catalog_status",
-                    F.coalesce(F.col("check_catalog_count") == F.col("check_member_rows"), F.lit(False))
-                    .alias("check_member_count_matches"),
-                    F.coalesce(youngest_age >= F.col("check_min_age"), F.lit(False)).alias("check_min_age_met"),
-                    F.coalesce(F.col("personalized_ads"), F.lit(True)).alias("check_ads_allowed")))
+    return (
+        members.join(
+            F.broadcast(
+                catalog.select(
+                    "region",
+                    "segment_id",
+                    F.col("status").alias("check_catalog_status"),
+                    F.col("member_count").alias("check_catalog_count"),
+                )
+            ),
+            ["region", "segment_id"],
+            "left",
+        )
+        .join(F.broadcast(counted), ["region", "segment_id"], "left")
+        .join(F.broadcast(min_age), "region", "left")
+        .join(state, "user_key", "left")
+        .select(
+            *members.columns,
+            "check_catalog_status",
+            F.coalesce(F.col("check_catalog_count") == F.col("check_member_rows"), F.lit(False)).alias(
+                "check_member_count_matches"
+            ),
+            F.coalesce(youngest_age >= F.col("check_min_age"), F.lit(False)).alias("check_min_age_met"),
+            F.coalesce(F.col("personalized_ads"), F.lit(True)).alias("check_ads_allowed"),
+        )
+    )
 
 
 def _observed(result: dict, exception: dict | None) -> str:
@@ -210,6 +246,7 @@ def _context(cfg: Config):
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
     cfg.data_docs.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(cfg.data_docs))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -220,8 +257,18 @@ def docs_index(cfg: Config) -> Path:
     return cfg.data_docs / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
-def validate(spark, cfg: Config, d: dt.date, run_id: str, tables, staged: bool = False,
-             progress=None, frames: dict | None = None, select=None, data_docs: bool = True) -> list[Result]:
+def validate(
+    spark,
+    cfg: Config,
+    d: dt.date,
+    run_id: str,
+    tables,
+    staged: bool = False,
+    progress=None,
+    frames: dict | None = None,
+    select=None,
+    data_docs: bool = True,
+) -> list[Result]:
     """Run the suites of `tables` on the date's rows; record and return the results.
     `frames` replaces a table's validation frame and `select` filters expectations (tests plant
     violations that way); `data_docs=False` skips the Data Docs update."""
@@ -235,51 +282,72 @@ def validate(spark, cfg: Config, d: dt.date, run_id: str, tables, staged: bool =
         expectations = [x for x in suite_json["expectations"] if select is None or select(x)]
         frame = (frames or {}).get(table)
         frame = (frame if frame is not None else validation_frame(spark, cfg, table, d, staged)).cache()
-        asset = next((a for a in source.assets if a.name == table.qualified), None) or \
-            source.add_dataframe_asset(name=table.qualified)
-        batch = next((b for b in asset.batch_definitions if b.name == "date"), None) or \
-            asset.add_batch_definition_whole_dataframe("date")
-        suite = context.suites.add_or_update(gx.ExpectationSuite(
-            name=table.qualified, expectations=expectations, meta=suite_json.get("meta") or {}))
+        asset = next((a for a in source.assets if a.name == table.qualified), None) or source.add_dataframe_asset(
+            name=table.qualified
+        )
+        batch = next(
+            (b for b in asset.batch_definitions if b.name == "date"), None
+        ) or asset.add_batch_definition_whole_dataframe("date")
+        suite = context.suites.add_or_update(
+            gx.ExpectationSuite(name=table.qualified, expectations=expectations, meta=suite_json.get("meta") or {})
+        )
         definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=table.qualified, data=batch, suite=suite))
-        checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-            name=table.qualified, validation_definitions=[definition], result_format=RESULT_FORMAT,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs else []))
+            gx.ValidationDefinition(name=table.qualified, data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=table.qualified,
+                validation_definitions=[definition],
+                result_format=RESULT_FORMAT,
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs else [],
+            )
+        )
         outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, run_id=run)
         frame.unpersist()
         for suite_result in outcome.run_results.values():
             for r in suite_result.results:
                 kwargs = r.expectation_config.kwargs
                 column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
-                results.append(Result(table.qualified, r.expectation_config.type, column,
-                                      r.expectation_config.meta["severity"], bool(r.success),
-                                      _observed(r.result or {}, r.exception_info)))
+                results.append(
+                    Result(
+                        table.qualified,
+                        r.expectation_config.type,
+                        column,
+                        r.expectation_config.meta["severity"],
+                        bool(r.success),
+                        _observed(r.result or {}, r.exception_info),
+                    )
+                )
         if progress:
             failed = sum(not r.success for r in results if r.table == table.qualified)
-            progress.note(f"validated {table.qualified}: {len(expectations)} expectations, "
-                          f"{failed} failed")
+            progress.note(f"validated {table.qualified}: {len(expectations)} expectations, {failed} failed")
     _record(spark, cfg, d, run_id, results, "staging" if staged else "table")
     return results
 
 
 def _record(spark, cfg: Config, d: dt.date, run_id: str, results: list[Result], validated_from: str) -> None:
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    rows = [(run_id, d, r.table, validated_from, r.expectation, r.column, r.severity, r.success, r.observed, now)
-            for r in results]
-    frame = spark.createDataFrame(rows, RESULTS_SCHEMA)
-    replace_partition(frame, t.VALIDATION_RESULTS, cfg.warehouse,
-                      {"logical_date": d, "run_id": run_id, "table_name": sorted({r.table for r in results})})
+    rows = [
+        (run_id, d, r.table, validated_from, r.expectation, r.column, r.severity, r.success, r.observed, now)
+        for r in results
+    ]
+    frame = spark.createDataFrame(rows, t.VALIDATION_RESULTS.schema)
+    replace_partition(
+        frame,
+        t.VALIDATION_RESULTS,
+        cfg.warehouse,
+        {"logical_date": d, "run_id": run_id, "table_name": sorted({r.table for r in results})},
+    )
 
 
-def gate(spark, cfg: Config, d: dt.date, run_id: str, stage: str, progress=None) -> list[Result]:
-    """Validate the stage's tables; raise QualityGateError if a critical expectation failed."""
-    results = validate(spark, cfg, d, run_id, GATES[stage], staged=stage == "publish", progress=progress)
-    if progress:
-        for r in results:
-            if not r.success and r.severity == "warning":
-                progress.note(f"quality warning: {r.describe()}")
-    check(cfg, d, stage, results)
+def gate(ctx, stage: str, tables, staged: bool = False) -> list[Result]:
+    """Validate a stage's tables (the registry's `gate`); raise QualityGateError if a critical
+    expectation failed. staged=True: the staged rows publish is about to make visible."""
+    results = validate(ctx.spark, ctx.cfg, ctx.logical_date, ctx.run_id, tables, staged=staged, progress=ctx.progress)
+    for r in results:
+        if not r.success and r.severity == "warning":
+            ctx.progress.note(f"quality warning: {r.describe()}")
+    check(ctx.cfg, ctx.logical_date, stage, results)
     return results
 
 
@@ -288,5 +356,7 @@ def check(cfg: Config, d: dt.date, stage: str, results: list[Result]) -> None:
     failed = [r for r in results if not r.success and r.severity == "critical"]
     if failed:
         more = f" (and {len(failed) - 1} more critical failures)" if len(failed) > 1 else ""
-        raise QualityGateError(f"quality gate '{stage}' failed for {d}, nothing published: {failed[0].describe()}"
-                               f"{more}; Data Docs: {docs_index(cfg)}")
+        raise QualityGateError(
+            f"quality gate '{stage}' failed for {d}, nothing published: {failed[0].describe()}"
+            f"{more}; Data Docs: {docs_index(cfg)}"
+        )

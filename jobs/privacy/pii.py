@@ -3,6 +3,7 @@
 user_key = lowercase hex HMAC-SHA256(key, UTF-8 user_id), composed from sha2/unhex with the key
 XOR ipad/opad (RFC 2104), so it runs in the JVM at column speed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +11,8 @@ import logging
 import os
 
 import pandas as pd
-
-from pyspark.sql import Column, functions as F
+from pyspark.sql import Column
+from pyspark.sql import functions as F
 
 from jobs.errors import AudienceError
 
@@ -33,8 +34,10 @@ def pseudonym_key(allow_dev_key: bool) -> bytes:
     if allow_dev_key:
         log.warning("%s is not set: using the development key (local profile only)", KEY_ENV)
         return DEV_KEY.encode("utf-8")
-    raise AudienceError(f"{KEY_ENV} must be set to the real pseudonymization key in this profile "
-                        "(the development key is refused outside local and test)")
+    raise AudienceError(
+        f"{KEY_ENV} must be set to the real pseudonymization key in this profile "
+        "(the development key is refused outside local and test)"
+    )
 
 
 def hmac_sha256_hex(message: Column, key: bytes) -> Column:
@@ -56,14 +59,18 @@ def hmac_sha256_hex(message: Column, key: bytes) -> Column:
 EMAIL_RE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 IBAN_CANDIDATE_RE = r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
 # 4-4-4-4(-3) with one separator kind (space, dash, dot or none), Amex 4-6-5, or 13-19 digits.
-CARD_CANDIDATE_RE = (r"(?<![0-9+])(?:[0-9]{4}([ .-]?)[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?"
-                     r"|[0-9]{4}([ .-]?)[0-9]{6}\2[0-9]{5}|[0-9]{13,19})(?![0-9])")
+CARD_CANDIDATE_RE = (
+    r"(?<![0-9+])(?:[0-9]{4}([ .-]?)[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{3})?"
+    r"|[0-9]{4}([ .-]?)[0-9]{6}\2[0-9]{5}|[0-9]{13,19})(?![0-9])"
+)
 PHONE_CANDIDATE_RE = r"[0-9](?:[ ./()-]{0,3}[0-9]){6,}"
 # North-American numbers however the sender's country reads them (a US number typed by a French
 # user), and area codes libphonenumber rejects (555 and fictional ranges): (AAA) EEE-NNNN,
 # AAA-EEE-NNNN, AAA.EEE.NNNN, AAA EEE NNNN (area and exchange codes start with 2-9).
-US_STYLE_RE = (r"\(\d{3}\)[ ]?\d{3}[-. ]\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
-               r"|(?<![0-9][ .-]?)\b[2-9]\d{2} [2-9]\d{2} \d{4}\b(?![ .-]?[0-9])")
+US_STYLE_RE = (
+    r"\(\d{3}\)[ ]?\d{3}[-. ]\d{4}\b|\b\d{3}[-.]\d{3}[-.]\d{4}\b"
+    r"|(?<![0-9][ .-]?)\b[2-9]\d{2} [2-9]\d{2} \d{4}\b(?![ .-]?[0-9])"
+)
 # Regions tried when a row has no valid country (quarantined rows): over-redaction is the safe side.
 FALLBACK_REGIONS = ("US", "GB", "FR", "DE", "ES", "IT", "PT", "NL", "PL", "BE", "AT", "CH", "IE")
 PLACEHOLDERS = {"email": "[EMAIL]", "iban": "[IBAN]", "card": "[CARD]", "phone": "[PHONE]"}
@@ -86,9 +93,12 @@ def _iban_valid(candidate: Column) -> Column:
     compact = F.upper(F.regexp_replace(candidate, " ", ""))
     chars = F.split(F.concat(F.substring(compact, 5, 34), F.substring(compact, 1, 4)), "")
     remainder = F.aggregate(
-        chars, F.lit(0).cast("long"),
-        lambda acc, c: F.when(c.rlike("[0-9]"), (acc * 10 + c.cast("long")) % 97)
-        .otherwise((acc * 100 + F.ascii(c) - 55) % 97))
+        chars,
+        F.lit(0).cast("long"),
+        lambda acc, c: F.when(c.rlike("[0-9]"), (acc * 10 + c.cast("long")) % 97).otherwise(
+            (acc * 100 + F.ascii(c) - 55) % 97
+        ),
+    )
     return (F.length(compact) >= 15) & (F.length(compact) <= 34) & (remainder == 1)
 
 
@@ -97,8 +107,14 @@ def _replace_valid(text: Column, pattern: str, valid, placeholder: str, trim: st
     again without one or two trailing chunks (a greedy match may have taken the next word)."""
     found = F.regexp_extract_all(text, F.lit(pattern), 0)
     if trim:
-        found = F.flatten(F.transform(found, lambda c: F.array(
-            c, F.regexp_replace(c, trim, ""), F.regexp_replace(F.regexp_replace(c, trim, ""), trim, ""))))
+        found = F.flatten(
+            F.transform(
+                found,
+                lambda c: F.array(
+                    c, F.regexp_replace(c, trim, ""), F.regexp_replace(F.regexp_replace(c, trim, ""), trim, "")
+                ),
+            )
+        )
     found = F.filter(found, valid)
     return F.aggregate(found, text, lambda acc, value: F.replace(acc, value, F.lit(placeholder)))
 
@@ -111,11 +127,14 @@ def redact_phones(texts, regions):
 
     def spans(text: str, region: str | None):
         found = []
-        for code in ([region] if region else list(FALLBACK_REGIONS)):
+        for code in [region] if region else list(FALLBACK_REGIONS):
             found += [(m.start, m.end) for m in PhoneNumberMatcher(text, code, leniency=Leniency.VALID)]
         # "+CC ...": the writer says it is a phone number; a possible one is enough.
-        found += [(m.start, m.end) for m in PhoneNumberMatcher(text, region or "ZZ", leniency=Leniency.POSSIBLE)
-                  if m.raw_string.startswith("+")]
+        found += [
+            (m.start, m.end)
+            for m in PhoneNumberMatcher(text, region or "ZZ", leniency=Leniency.POSSIBLE)
+            if m.raw_string.startswith("+")
+        ]
         return found
 
     out = []
@@ -139,6 +158,7 @@ def _phone_udf():
     def phones(texts: pd.Series, regions: pd.Series) -> pd.Series:
         strings = lambda values: [v if isinstance(v, str) else None for v in values]  # noqa: E731 (NaN: null)
         return pd.Series(redact_phones(strings(texts), strings(regions)), dtype=object)
+
     return phones
 
 
@@ -159,6 +179,5 @@ def redact_pii(text: Column, country: Column | None = None) -> Column:
 
 def pii_kinds(original: Column, redacted: Column) -> Column:
     """Which placeholder kinds redaction introduced (array of strings), for counting; no values."""
-    kinds = [F.when(F.locate(p, redacted) > F.locate(p, original), F.lit(k))
-             for k, p in PLACEHOLDERS.items()]
+    kinds = [F.when(F.locate(p, redacted) > F.locate(p, original), F.lit(k)) for k, p in PLACEHOLDERS.items()]
     return F.filter(F.array(*kinds), lambda k: k.isNotNull())

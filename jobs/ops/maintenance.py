@@ -7,6 +7,7 @@ removes unreferenced files older than `vacuum_retention_hours`. Each table's
 `delta.deletedFileRetentionDuration` is set to that window, so Delta's retention safety check can
 stay on (only the test profile turns it off). Time travel to a purged version then fails.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +20,14 @@ from jobs.config import Config
 from jobs.io import delta_exists
 from jobs.progress import Progress
 
-LARGE_TABLES = (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS, t.CHAT_TOPICS, t.DAILY_SIGNALS, t.USER_INTERESTS,
-                t.AUDIENCE_SEGMENTS)
+LARGE_TABLES = (
+    t.CHAT_MESSAGES,
+    t.ENGAGEMENT_EVENTS,
+    t.CHAT_TOPICS,
+    t.DAILY_SIGNALS,
+    t.USER_INTERESTS,
+    t.AUDIENCE_SEGMENTS,
+)
 
 
 def expire_text(spark, cfg: Config, today: dt.date) -> int:
@@ -59,8 +66,11 @@ def purge(spark, cfg: Config, table: t.Table) -> None:
         settings["delta.enableChangeDataFeed"] = "false"  # its _change_data files go with VACUUM
     changed = {k: v for k, v in settings.items() if properties.get(k) != v}
     if changed:
-        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
-                  + ", ".join(f"'{k}' = '{v}'" for k, v in changed.items()) + ")")
+        spark.sql(
+            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+            + ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
+            + ")"
+        )
     if properties.get("delta.enableDeletionVectors") == "true":
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
     DeltaTable.forPath(spark, path).vacuum(hours)

@@ -17,13 +17,15 @@ did, and re-applying a logged request touches only those.
 Any known request also works as a tombstone at ingest (`tombstone_filter`), so data arriving
 later for an erased message, conversation or account is dropped (and counted as `erased`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
@@ -33,17 +35,16 @@ SCOPES = ("message", "conversation", "all_chats", "account")
 CHAT_SCOPES = ("all_chats", "account")  # scopes that cover every chat row of the user
 ID_SCOPES = {"message": "message_id", "conversation": "conversation_id"}
 OWNED, REQUESTS = "owned_conversations", "requests"
-LOG_SCHEMA = ("request_id string, user_key string, scope string, target_id string, received_date date, "
-              "applied_run string, applied_at timestamp, rows_removed map<string,long>, purged_on date")
 
 
 @dataclass(frozen=True)
 class Clause:
     """Rows of a table (alias t) that requests (alias s) of `scopes` erase: equalities plus a filter."""
+
     scopes: tuple[str, ...]
     pairs: tuple[tuple[str, str], ...]  # (table column, request column) that must be equal
-    rows: str | None = None             # extra condition on the table's rows
-    source: str = REQUESTS              # requests, or the conversations each request's user owns
+    rows: str | None = None  # extra condition on the table's rows
+    source: str = REQUESTS  # requests, or the conversations each request's user owns
 
     def condition(self) -> str:
         parts = [f"t.`{a}` = s.`{b}`" for a, b in self.pairs]
@@ -59,8 +60,11 @@ def clauses(table: t.Table) -> list[Clause]:
         return []
     key = table.user_key
     if key is None:
-        return [Clause(SCOPES, ((table.conversation_id, "conversation_id"),), source=OWNED)] \
-            if table.conversation_id else []
+        return (
+            [Clause(SCOPES, ((table.conversation_id, "conversation_id"),), source=OWNED)]
+            if table.conversation_id
+            else []
+        )
     if table.derived:
         return [Clause(SCOPES, ((key, "user_key"),), f"s.first_time OR t.`{table.partition_by[0]}` < s.received_date")]
     found = [Clause(("account",), ((key, "user_key"),))]
@@ -73,18 +77,22 @@ def clauses(table: t.Table) -> list[Clause]:
     return found
 
 
-def tombstone_filter(frame: DataFrame, requests: DataFrame, id_col: str | None, conv_col: str | None,
-                     chat_data: bool) -> DataFrame:
+def tombstone_filter(
+    frame: DataFrame, requests: DataFrame, id_col: str | None, conv_col: str | None, chat_data: bool
+) -> DataFrame:
     """Mark rows of `frame` (with `user_key`) that any known request erases: adds boolean `_erased`.
     Message and conversation requests cover only the requesting user's rows."""
     marks = []
     out = frame
-    for col, scopes, name, by_id in ((id_col, ("message",), "_e1", True), (conv_col, ("conversation",), "_e2", True),
-                                     ("user_key", CHAT_SCOPES if chat_data else ("account",), "_e3", False)):
+    for col, scopes, name, by_id in (
+        (id_col, ("message",), "_e1", True),
+        (conv_col, ("conversation",), "_e2", True),
+        ("user_key", CHAT_SCOPES if chat_data else ("account",), "_e3", False),
+    ):
         if col is None:
             continue
         wanted = requests.where(F.col("scope").isin(*scopes) & F.col("user_key").isNotNull())
-        keys = (wanted.select(F.col("target_id").alias(col), "user_key") if by_id else wanted.select("user_key"))
+        keys = wanted.select(F.col("target_id").alias(col), "user_key") if by_id else wanted.select("user_key")
         keys = keys.where(F.col(col).isNotNull()).distinct().select("*", F.lit(True).alias(name))
         out = out.join(F.broadcast(keys), on=[col, "user_key"] if by_id else ["user_key"], how="left")
         marks.append(name)
@@ -99,20 +107,14 @@ def requested_after(spark, cfg: Config, d: dt.date) -> DataFrame:
     path = t.ERASURE_REQUESTS.path(cfg.warehouse)
     if not delta_exists(spark, path):
         return spark.createDataFrame([], "user_key string")
-    return (spark.read.format("delta").load(path).where(F.col("ingest_date") > F.lit(d))
-            .select("user_key").where(F.col("user_key").isNotNull()).distinct())
-
-
-def rebuild_chat_daily(spark, cfg: Config, signal_date: dt.date) -> None:
-    """Re-aggregate one date's chat part of silver.daily_signals from silver.chat_topics."""
-    from jobs.silver.signals import daily_signals
-    if not delta_exists(spark, t.DAILY_SIGNALS.path(cfg.warehouse)):
-        return
-    topics = spark.read.format("delta").load(t.CHAT_TOPICS.path(cfg.warehouse)).where(
-        F.col("signal_date") == F.lit(signal_date))
-    empty = spark.createDataFrame([], "user_key string, topic string, event_type string, signal_date date")
-    daily = daily_signals(topics, empty, cfg.engagement_weights, cfg.chat_turn_weight, cfg.daily_cap_per_topic)
-    replace_partition(daily, t.DAILY_SIGNALS, cfg.warehouse, {"signal_date": signal_date, "source": "chat"})
+    return (
+        spark.read.format("delta")
+        .load(path)
+        .where(F.col("ingest_date") > F.lit(d))
+        .select("user_key")
+        .where(F.col("user_key").isNotNull())
+        .distinct()
+    )
 
 
 def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
@@ -125,12 +127,17 @@ def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
         if not delta_exists(spark, table.path(cfg.warehouse)):
             continue
         frame = spark.read.format("delta").load(table.path(cfg.warehouse)).alias("t")
-        cond = ("t.user_key = s.user_key AND (s.scope IN ('all_chats', 'account') OR "
-                "(s.scope = 'conversation' AND t.conversation_id = s.target_id))")
+        cond = (
+            "t.user_key = s.user_key AND (s.scope IN ('all_chats', 'account') OR "
+            "(s.scope = 'conversation' AND t.conversation_id = s.target_id))"
+        )
         if table.chat_rows != t.ALL_ROWS:
             cond += f" AND ({table.chat_rows})"
-        found.append(frame.join(F.broadcast(requests.alias("s")), F.expr(cond), "inner")
-                     .select("s.request_id", "t.conversation_id"))
+        found.append(
+            frame.join(F.broadcast(requests.alias("s")), F.expr(cond), "inner").select(
+                "s.request_id", "t.conversation_id"
+            )
+        )
     if not found:
         return spark.createDataFrame([], "request_id string, conversation_id string")
     union = found[0]
@@ -139,26 +146,43 @@ def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
     return union.where(F.col("conversation_id").isNotNull()).distinct().localCheckpoint(eager=True)
 
 
-def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> list[dict]:
-    """Delete what the night's requests cover from every table holding personal data; log each."""
+def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tuple[list[dict], set[dt.date]]:
+    """Delete what the night's requests cover from every table holding personal data; log each.
+    Returns the requests applied and the dates whose chat topics lost rows (their daily aggregates
+    are to be rebuilt)."""
     req_path = t.ERASURE_REQUESTS.path(cfg.warehouse)
     if not delta_exists(spark, req_path):
-        return []
+        return [], set()
     log_path = t.ERASURE_LOG.path(cfg.warehouse)
-    logged = (spark.read.format("delta").load(log_path).select("request_id", F.lit(True).alias("_logged"))
-              if delta_exists(spark, log_path) else spark.createDataFrame([], "request_id string, _logged boolean"))
-    requests = (spark.read.format("delta").load(req_path).where(F.col("ingest_date") == F.lit(logical_date))
-                .join(logged, "request_id", "left")
-                .select("request_id", "scope", "user_key", "target_id", F.col("ingest_date").alias("received_date"),
-                        F.col("_logged").isNull().alias("first_time")))
+    logged = (
+        spark.read.format("delta").load(log_path).select("request_id", F.lit(True).alias("_logged"))
+        if delta_exists(spark, log_path)
+        else spark.createDataFrame([], "request_id string, _logged boolean")
+    )
+    requests = (
+        spark.read.format("delta")
+        .load(req_path)
+        .where(F.col("ingest_date") == F.lit(logical_date))
+        .join(logged, "request_id", "left")
+        .select(
+            "request_id",
+            "scope",
+            "user_key",
+            "target_id",
+            F.col("ingest_date").alias("received_date"),
+            F.col("_logged").isNull().alias("first_time"),
+        )
+    )
     # The night's requests are few (a person's request each): collecting them is bounded.
     tonight = requests.collect()
     if not tonight:
-        return []
+        return [], set()
     requests = spark.createDataFrame(tonight, requests.schema)
     scopes = {r.scope for r in tonight}
-    sources = {REQUESTS: requests, OWNED: _owned_conversations(spark, cfg, requests).join(
-        requests, on="request_id", how="inner")}
+    sources = {
+        REQUESTS: requests,
+        OWNED: _owned_conversations(spark, cfg, requests).join(requests, on="request_id", how="inner"),
+    }
     removed = {r.request_id: {} for r in tonight}
     chat_dates: set[dt.date] = set()
     for table in t.ALL_TABLES:
@@ -177,28 +201,55 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> li
                 chat_dates |= {r.signal_date for r in hits.select("t.signal_date").distinct().collect()}
             # A MERGE joined on columns, not DELETE ... IN (ids): the commit log keeps a DELETE's
             # predicate with its literals, so the erased ids would outlive the rows in _delta_log.
-            (DeltaTable.forPath(spark, path).alias("t")
-             .merge(sources[clause.source].alias("s"), clause.condition()).whenMatchedDelete().execute())
-    for signal_date in sorted(chat_dates):
-        rebuild_chat_daily(spark, cfg, signal_date)
+            (
+                DeltaTable.forPath(spark, path)
+                .alias("t")
+                .merge(sources[clause.source].alias("s"), clause.condition())
+                .whenMatchedDelete()
+                .execute()
+            )
     applied_at = dt.datetime.now(dt.timezone.utc)  # after every delete commit: maintenance's VACUUM clock
     entries = spark.createDataFrame(
-        [(r.request_id, r.user_key, r.scope, r.target_id if r.scope in ID_SCOPES else None, logical_date, run_id,
-          applied_at, removed[r.request_id], None) for r in tonight], LOG_SCHEMA)
+        [
+            (
+                r.request_id,
+                r.user_key,
+                r.scope,
+                r.target_id if r.scope in ID_SCOPES else None,
+                logical_date,
+                run_id,
+                applied_at,
+                removed[r.request_id],
+                None,
+            )
+            for r in tonight
+        ],
+        t.ERASURE_LOG.schema,
+    )
     if not delta_exists(spark, log_path):
         replace_partition(entries, t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
     else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it;
         # if it removed anything, the purge clock restarts from its commits
         removed_again = "aggregate(map_values(e.rows_removed), 0L, (acc, n) -> acc + n) > 0"
-        (DeltaTable.forPath(spark, log_path).alias("l")
-         .merge(entries.alias("e"), "l.request_id = e.request_id")
-         .whenMatchedUpdate(set={"rows_removed": "map_zip_with(l.rows_removed, e.rows_removed, "
-                                                 "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))",
-                                 "applied_at": f"CASE WHEN {removed_again} THEN e.applied_at ELSE l.applied_at END",
-                                 "purged_on": f"CASE WHEN {removed_again} THEN NULL ELSE l.purged_on END"})
-         .whenNotMatchedInsertAll().execute())
-    return [{"request_id": r.request_id, "scope": r.scope, "rows_removed": sum(removed[r.request_id].values())}
-            for r in tonight]
+        (
+            DeltaTable.forPath(spark, log_path)
+            .alias("l")
+            .merge(entries.alias("e"), "l.request_id = e.request_id")
+            .whenMatchedUpdate(
+                set={
+                    "rows_removed": "map_zip_with(l.rows_removed, e.rows_removed, "
+                    "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))",
+                    "applied_at": f"CASE WHEN {removed_again} THEN e.applied_at ELSE l.applied_at END",
+                    "purged_on": f"CASE WHEN {removed_again} THEN NULL ELSE l.purged_on END",
+                }
+            )
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+    return [
+        {"request_id": r.request_id, "scope": r.scope, "rows_removed": sum(removed[r.request_id].values())}
+        for r in tonight
+    ], chat_dates
 
 
 def withdraw_chat_signals(spark, cfg: Config, d: dt.date) -> int:
@@ -211,18 +262,32 @@ def withdraw_chat_signals(spark, cfg: Config, d: dt.date) -> int:
     if not (delta_exists(spark, prefs_path) and delta_exists(spark, state_path)):
         return 0
     honouring = [name for name, p in cfg.regions.items() if p.honor_chat_opt_out]
-    changed = (spark.read.format("delta").load(prefs_path).where(F.col("ingest_date") == F.lit(d))
-               .select("user_key").distinct())
-    users = (spark.read.format("delta").load(state_path)
-             .where((F.col("state_date") == F.lit(d)) & ~F.col("ai_chat_ads") & F.col("region").isin(honouring))
-             .join(changed, "user_key", "left_semi").select("user_key").localCheckpoint(eager=True))
+    changed = (
+        spark.read.format("delta")
+        .load(prefs_path)
+        .where(F.col("ingest_date") == F.lit(d))
+        .select("user_key")
+        .distinct()
+    )
+    users = (
+        spark.read.format("delta")
+        .load(state_path)
+        .where((F.col("state_date") == F.lit(d)) & ~F.col("ai_chat_ads") & F.col("region").isin(honouring))
+        .join(changed, "user_key", "left_semi")
+        .select("user_key")
+        .localCheckpoint(eager=True)
+    )
     count = users.count()
     if not count:
         return 0
     for table in (t.CHAT_TOPICS, t.DAILY_SIGNALS):
         if delta_exists(spark, table.path(cfg.warehouse)):
             clause = Clause(("withdrawn",), ((table.user_key, "user_key"),), table.chat_rows)
-            (DeltaTable.forPath(spark, table.path(cfg.warehouse)).alias("t")
-             .merge(users.select("user_key", F.lit("withdrawn").alias("scope")).alias("s"), clause.condition())
-             .whenMatchedDelete().execute())
+            (
+                DeltaTable.forPath(spark, table.path(cfg.warehouse))
+                .alias("t")
+                .merge(users.select("user_key", F.lit("withdrawn").alias("scope")).alias("s"), clause.condition())
+                .whenMatchedDelete()
+                .execute()
+            )
     return count

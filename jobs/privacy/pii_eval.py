@@ -3,23 +3,27 @@
 
 A positive is caught when none of its values survives and its kind's placeholder appears; a
 negative (`none`) is a false positive when redaction changes its text at all."""
+
 from __future__ import annotations
 
 from collections import Counter
 
 from pyspark.sql import functions as F
 
-from jobs.privacy import PLACEHOLDERS, redact_pii
+from jobs.privacy.pii import PLACEHOLDERS, redact_pii
 
 KINDS = (*PLACEHOLDERS, "none")
 
 
 def redact_records(spark, records: list[dict]) -> list[str]:
     """The redacted text of each record, by the same expression ingest uses."""
-    frame = spark.createDataFrame([(i, r["text"], r.get("country")) for i, r in enumerate(records)],
-                                  "i long, text string, country string")
-    out = {r.i: r.redacted for r in frame.select("i", redact_pii(F.col("text"), F.col("country"))
-                                                 .alias("redacted")).collect()}
+    frame = spark.createDataFrame(
+        [(i, r["text"], r.get("country")) for i, r in enumerate(records)], "i long, text string, country string"
+    )
+    out = {
+        r.i: r.redacted
+        for r in frame.select("i", redact_pii(F.col("text"), F.col("country")).alias("redacted")).collect()
+    }
     return [out[i] for i in range(len(records))]
 
 
@@ -36,7 +40,14 @@ def score(records: list[dict], redacted: list[str]) -> dict:
         hits[kind] += ok
         if ok == (kind == "none"):
             misses[kind].append(f"{record['text']} -> {out}")
-    rows = [{"kind": k, "cases": cases[k],
-             "recall": hits[k] / cases[k] if k != "none" and cases[k] else None,
-             "false_positives": hits[k] if k == "none" else None} for k in KINDS if cases[k]]
+    rows = [
+        {
+            "kind": k,
+            "cases": cases[k],
+            "recall": hits[k] / cases[k] if k != "none" and cases[k] else None,
+            "false_positives": hits[k] if k == "none" else None,
+        }
+        for k in KINDS
+        if cases[k]
+    ]
     return {"rows": rows, "misses": misses}

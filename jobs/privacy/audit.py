@@ -12,13 +12,16 @@ own chats). Every Parquet file under a table is read as plain Parquet, so files 
 references and rows hidden by deletion vectors count too; a table with Change Data Feed on is
 reported as well. The erasure log and the requests table keep the request itself (the record).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, functions as F, types as T
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import tables as t
 from jobs.config import Config
@@ -36,20 +39,42 @@ def due_needles(spark, cfg: Config, today: dt.date) -> DataFrame | None:
     if not delta_exists(spark, path):
         return None
     deadline = today - dt.timedelta(days=cfg.retention.erasure_physical_days)
-    r = (spark.read.format("delta").load(path).where(F.col("ingest_date") <= F.lit(deadline))
-         .select("scope", "user_key", "target_id", F.col("ingest_date").alias("received_date")))
+    r = (
+        spark.read.format("delta")
+        .load(path)
+        .where(F.col("ingest_date") <= F.lit(deadline))
+        .select("scope", "user_key", "target_id", F.col("ingest_date").alias("received_date"))
+    )
     ids = r.where(F.col("scope").isin("message", "conversation"))
     parts = [
-        r.where(F.col("scope") == "account").select("scope", F.col("user_key").alias("value"),
-                                                    F.lit(None).cast("string").alias("owner"), "received_date",
-                                                    F.lit(ANY).alias("kind")),
-        ids.select("scope", F.col("target_id").alias("value"), F.col("user_key").alias("owner"), "received_date",
-                   F.lit(ANY).alias("kind")),
-        r.where(F.col("scope") == "all_chats").select("scope", F.col("user_key").alias("value"),
-                                                      F.lit(None).cast("string").alias("owner"), "received_date",
-                                                      F.lit(CHAT).alias("kind")),
-        r.select("scope", F.col("user_key").alias("value"), F.lit(None).cast("string").alias("owner"),
-                 "received_date", F.lit(DERIVED).alias("kind")),
+        r.where(F.col("scope") == "account").select(
+            "scope",
+            F.col("user_key").alias("value"),
+            F.lit(None).cast("string").alias("owner"),
+            "received_date",
+            F.lit(ANY).alias("kind"),
+        ),
+        ids.select(
+            "scope",
+            F.col("target_id").alias("value"),
+            F.col("user_key").alias("owner"),
+            "received_date",
+            F.lit(ANY).alias("kind"),
+        ),
+        r.where(F.col("scope") == "all_chats").select(
+            "scope",
+            F.col("user_key").alias("value"),
+            F.lit(None).cast("string").alias("owner"),
+            "received_date",
+            F.lit(CHAT).alias("kind"),
+        ),
+        r.select(
+            "scope",
+            F.col("user_key").alias("value"),
+            F.lit(None).cast("string").alias("owner"),
+            "received_date",
+            F.lit(DERIVED).alias("kind"),
+        ),
     ]
     out = parts[0]
     for part in parts[1:]:
@@ -64,7 +89,7 @@ def table_dirs(spark, warehouse) -> list[tuple[str, str, t.Table | None]]:
     found = []
     for log in glob_paths(spark, f"{root}/*/*/_delta_log"):
         layer, name = log.rstrip("/").split("/")[-3:-1]
-        found.append((log.rstrip("/")[:-len("/_delta_log")], f"{layer}.{name}", declared.get((layer, name))))
+        found.append((log.rstrip("/")[: -len("/_delta_log")], f"{layer}.{name}", declared.get((layer, name))))
     return found
 
 
@@ -77,17 +102,23 @@ def _hits(frame: DataFrame, table: t.Table | None, needles: DataFrame) -> DataFr
     strings = [f.name for f in frame.schema if isinstance(f.dataType, T.StringType)]
     key = table.user_key if table else ("user_key" if "user_key" in frame.columns else None)
     owner = F.col(key) if key in frame.columns else F.lit(None).cast("string")
+
     # Every string column's value, and the tokens of free text and raw records, as (column, value).
     def cell(column: str, value):
         return F.struct(F.lit(column).alias("column"), value.alias("value"))
+
     cells = [F.array(cell(c, F.col(c))) for c in strings]
-    cells += [F.transform(F.split(F.col(c), TOKEN_SPLIT), _tokens_of(c, cell)) for c in (table.free_text if table else ())]
+    cells += [
+        F.transform(F.split(F.col(c), TOKEN_SPLIT), _tokens_of(c, cell)) for c in (table.free_text if table else ())
+    ]
     exploded = frame.select(owner.alias("_owner"), F.explode(F.flatten(F.array(*cells))).alias("cell"))
     anywhere = F.broadcast(needles.where(F.col("kind") == ANY).select("scope", "value", "owner"))
     # An id on a row keyed by another user is that user's data, not the erased one.
-    found = [exploded.join(anywhere, F.col("cell.value") == F.col("value"), "inner")
-             .where(F.col("owner").isNull() | F.col("_owner").isNull() | (F.col("_owner") == F.col("owner")))
-             .select("scope", F.col("cell.column").alias("column"))]
+    found = [
+        exploded.join(anywhere, F.col("cell.value") == F.col("value"), "inner")
+        .where(F.col("owner").isNull() | F.col("_owner").isNull() | (F.col("_owner") == F.col("owner")))
+        .select("scope", F.col("cell.column").alias("column"))
+    ]
     if table and table.user_key and table.chat_rows:
         chat = F.broadcast(needles.where(F.col("kind") == CHAT).select("scope", F.col("value").alias("_v")))
         hits = frame.alias("t").join(chat, F.col(f"t.{key}") == F.col("_v"), "inner")
@@ -95,11 +126,14 @@ def _hits(frame: DataFrame, table: t.Table | None, needles: DataFrame) -> DataFr
             hits = hits.where(F.expr(table.chat_rows))
         found.append(hits.select("scope", F.lit(key).alias("column")))
     if table and table.derived:
-        derived = F.broadcast(needles.where(F.col("kind") == DERIVED)
-                              .select("scope", F.col("value").alias("_v"), "received_date"))
-        found.append(frame.join(derived, F.col(key) == F.col("_v"), "inner")
-                     .where(F.col(table.partition_by[0]) < F.col("received_date"))
-                     .select("scope", F.lit(key).alias("column")))
+        derived = F.broadcast(
+            needles.where(F.col("kind") == DERIVED).select("scope", F.col("value").alias("_v"), "received_date")
+        )
+        found.append(
+            frame.join(derived, F.col(key) == F.col("_v"), "inner")
+            .where(F.col(table.partition_by[0]) < F.col("received_date"))
+            .select("scope", F.lit(key).alias("column"))
+        )
     out = found[0]
     for more in found[1:]:
         out = out.unionByName(more)
@@ -108,8 +142,9 @@ def _hits(frame: DataFrame, table: t.Table | None, needles: DataFrame) -> DataFr
 
 def _log_hits(spark, path: str, needles: DataFrame) -> DataFrame:
     lines = spark.read.text(f"{path}/_delta_log").select(F.explode(F.split("value", TOKEN_SPLIT)).alias("_token"))
-    return (lines.join(F.broadcast(needles.where(F.col("kind") == ANY)), F.col("_token") == F.col("value"), "inner")
-            .select("scope", F.lit("").alias("column")))
+    return lines.join(
+        F.broadcast(needles.where(F.col("kind") == ANY)), F.col("_token") == F.col("value"), "inner"
+    ).select("scope", F.lit("").alias("column"))
 
 
 def audit(spark, cfg: Config, today: dt.date, progress=None) -> tuple[int, list[dict]]:
@@ -123,8 +158,16 @@ def audit(spark, cfg: Config, today: dt.date, progress=None) -> tuple[int, list[
     for path, name, table in table_dirs(spark, cfg.warehouse):
         properties = DeltaTable.forPath(spark, path).detail().first().properties
         if properties.get("delta.enableChangeDataFeed") == "true":
-            violations.append({"table": name, "where": "table property", "column": "",
-                               "scope": "", "rows": None, "problem": "change data feed is on"})
+            violations.append(
+                {
+                    "table": name,
+                    "where": "table property",
+                    "column": "",
+                    "scope": "",
+                    "rows": None,
+                    "problem": "change data feed is on",
+                }
+            )
         if not n_due or (table and table.erasure_record):
             continue
         current = spark.read.format("delta").load(path)
@@ -133,14 +176,28 @@ def audit(spark, cfg: Config, today: dt.date, progress=None) -> tuple[int, list[
         on_disk = spark.read.schema(current.schema).option("recursiveFileLookup", "false").parquet(path)
         sources = [("current version", current), ("files on disk", on_disk)]
         if path_exists(spark, f"{path}/_change_data"):
-            sources.append(("change data files", spark.read.schema(current.schema)
-                            .option("recursiveFileLookup", "true").parquet(f"{path}/_change_data")))
+            sources.append(
+                (
+                    "change data files",
+                    spark.read.schema(current.schema)
+                    .option("recursiveFileLookup", "true")
+                    .parquet(f"{path}/_change_data"),
+                )
+            )
         found = _log_hits(spark, path, needles).select(F.lit("transaction log").alias("where"), "*")
         for where, frame in sources:
             found = found.unionByName(_hits(frame, table, needles).select(F.lit(where).alias("where"), "*"))
         for r in found.groupBy("where", "column", "scope").count().orderBy("where", "column", "scope").collect():
-            violations.append({"table": name, "where": r.where, "column": r.column, "scope": r.scope,
-                               "rows": r["count"], "problem": "erased data still stored"})
+            violations.append(
+                {
+                    "table": name,
+                    "where": r.where,
+                    "column": r.column,
+                    "scope": r.scope,
+                    "rows": r["count"],
+                    "problem": "erased data still stored",
+                }
+            )
         if progress:
             progress.note(f"audited {name}")
     needles.unpersist()

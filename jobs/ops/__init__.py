@@ -1,0 +1,1 @@
+"""Operations: retention, OPTIMIZE, physical purge and VACUUM of every table."""

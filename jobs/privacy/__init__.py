@@ -1,0 +1,1 @@
+"""Privacy: pseudonymization and PII redaction, erasure and objection requests, the erasure audit."""
