@@ -16,7 +16,7 @@ import time
 from pyspark.sql import functions as F
 
 from jobs import REPO_ROOT
-from jobs.cli import render_table
+from jobs.cli.common import render_table
 from jobs.config import load_config
 from jobs.session import build_spark
 from jobs.silver import tagger_model

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import DataType
 
+from jobs.errors import AudienceError
 from jobs.tables import Table
 
 
@@ -46,8 +48,24 @@ def predicate(values: dict) -> str:
     )
 
 
+def check_schema(frame: DataFrame, table: Table) -> None:
+    """Refuse a write whose columns or types differ from the table's declared schema (nullability
+    aside): a renamed or retyped column is found where it is written, not by a reader later."""
+    declared = {f.name: f.dataType.simpleString() for f in DataType.fromDDL(table.schema).fields}
+    written = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
+    if written != declared:
+        diff = sorted(
+            f"{name}: declared {declared.get(name, 'absent')}, written {written.get(name, 'absent')}"
+            for name in set(declared) | set(written)
+            if declared.get(name) != written.get(name)
+        )
+        raise AudienceError(f"{table.qualified}: the frame does not match the declared schema ({'; '.join(diff)})")
+
+
 def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -> None:
-    """Overwrite exactly the rows matching `values` (a run's own partitions), atomically."""
+    """Overwrite exactly the rows matching `values` (a run's own partitions), atomically, after
+    checking the frame against the table's declared schema."""
+    check_schema(frame, table)
     (
         frame.write.format("delta")
         .mode("overwrite")

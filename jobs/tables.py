@@ -35,9 +35,9 @@ class Table:
     derived: bool = False
     # Keeps the erasure request itself, the record that it happened (never erased).
     erasure_record: bool = False
-    # Declared columns (Spark DDL), where code builds the table's rows itself or reads it before
-    # anything wrote it (an empty frame of this schema).
-    schema: str | None = None
+    # The table's columns (Spark DDL): every write is checked against it (jobs/io.py), and a read
+    # before anything wrote the table gets an empty frame of it.
+    schema: str = ""
 
     @property
     def qualified(self) -> str:
@@ -51,6 +51,9 @@ class Table:
         return str(Path(warehouse).absolute() / self.layer / self.name)
 
 
+# Values of silver.daily_signals.source (and gold scores' sources) and of gold.segment_catalog.status.
+CHAT, ENGAGEMENT = "chat", "engagement"
+PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY = "published", "suppressed_min_audience", "suppressed_policy"
 ALL_ROWS = "true"
 CHAT_MESSAGES = Table(
     "bronze",
@@ -61,25 +64,54 @@ CHAT_MESSAGES = Table(
     conversation_id="conversation_id",
     free_text=("text",),
     chat_rows=ALL_ROWS,
+    schema=(
+        "message_id string, conversation_id string, user_key string, role string, text string, "
+        "locale string, country string, surface string, sent_at timestamp, model string, language string, "
+        "pii_redacted array<string>, source_file string, ingest_date date"
+    ),
 )
 ENGAGEMENT_EVENTS = Table(
-    "bronze", "engagement_events", ("ingest_date",), user_key="user_key", free_text=("query_text",)
+    "bronze",
+    "engagement_events",
+    ("ingest_date",),
+    user_key="user_key",
+    free_text=("query_text",),
+    schema=(
+        "event_id string, user_key string, event_type string, object_id string, object_topic string, "
+        "query_text string, country string, surface string, occurred_at timestamp, source_file string, "
+        "ingest_date date"
+    ),
 )
 USER_PROFILES = Table(
     "bronze",
     "user_profiles",
     ("ingest_date",),
     user_key="user_key",
-    schema="user_key string, birth_year int, country string, updated_at timestamp, ingest_date date",
+    schema=(
+        "user_key string, birth_year int, country string, updated_at timestamp, source_file string, ingest_date date"
+    ),
 )
 AD_PREFERENCES = Table(
     "bronze",
     "ad_preferences",
     ("ingest_date",),
     user_key="user_key",
-    schema="user_key string, ai_chat_ads boolean, personalized_ads boolean, updated_at timestamp, ingest_date date",
+    schema=(
+        "user_key string, ai_chat_ads boolean, personalized_ads boolean, updated_at timestamp, "
+        "source_file string, ingest_date date"
+    ),
 )
-ERASURE_REQUESTS = Table("bronze", "erasure_requests", ("ingest_date",), user_key="user_key", erasure_record=True)
+ERASURE_REQUESTS = Table(
+    "bronze",
+    "erasure_requests",
+    ("ingest_date",),
+    user_key="user_key",
+    erasure_record=True,
+    schema=(
+        "request_id string, user_key string, scope string, target_id string, requested_at timestamp, "
+        "source_file string, ingest_date date"
+    ),
+)
 # record_id is the message id on chat rows (the event or request id on others).
 QUARANTINE = Table(
     "quarantine",
@@ -90,15 +122,30 @@ QUARANTINE = Table(
     conversation_id="conversation_id",
     free_text=("raw_redacted",),
     chat_rows="t.dataset = 'chat_messages'",
+    schema=(
+        "dataset string, ingest_date date, reason string, source_file string, user_key string, "
+        "record_id string, conversation_id string, raw_redacted string"
+    ),
 )
 INGEST_RECONCILIATION = Table(
     "quality",
     "ingest_reconciliation",
     ("ingest_date",),
-    schema="ingest_date date, dataset string, landing_rows long, accepted long, "
-    "quarantined long, duplicates long, erased long, run_id string",
+    schema=(
+        "ingest_date date, dataset string, landing_rows bigint, accepted bigint, quarantined bigint, "
+        "duplicates bigint, erased bigint, run_id string"
+    ),
 )
-USER_STATE = Table("silver", "user_state", ("state_date",), user_key="user_key")
+USER_STATE = Table(
+    "silver",
+    "user_state",
+    ("state_date",),
+    user_key="user_key",
+    schema=(
+        "user_key string, birth_year int, country string, region string, ai_chat_ads boolean, "
+        "personalized_ads boolean, has_profile boolean, state_date date"
+    ),
+)
 CHAT_TOPICS = Table(
     "silver",
     "chat_topics",
@@ -107,35 +154,102 @@ CHAT_TOPICS = Table(
     message_id="message_id",
     conversation_id="conversation_id",
     chat_rows=ALL_ROWS,
+    schema="conversation_id string, message_id string, user_key string, signal_date date, topic string",
 )
 # Conversations with a sensitive user turn on some night: their turns never yield signals. No user
 # key and no category: only the fact that the conversation is off limits.
 SENSITIVE_CONVERSATIONS = Table(
-    "silver", "sensitive_conversations", ("flagged_date",), conversation_id="conversation_id", chat_rows=ALL_ROWS
+    "silver",
+    "sensitive_conversations",
+    ("flagged_date",),
+    conversation_id="conversation_id",
+    chat_rows=ALL_ROWS,
+    schema="conversation_id string, flagged_date date",
 )
-DAILY_SIGNALS = Table("silver", "daily_signals", ("signal_date",), user_key="user_key", chat_rows="t.source = 'chat'")
-USER_INTERESTS = Table("gold", "user_interests", ("snapshot_date",), user_key="user_key", derived=True)
-AUDIENCE_SEGMENTS = Table("gold", "audience_segments", ("snapshot_date", "region"), user_key="user_key", derived=True)
-SEGMENT_CATALOG = Table("gold", "segment_catalog", ("snapshot_date",))
+DAILY_SIGNALS = Table(
+    "silver",
+    "daily_signals",
+    ("signal_date",),
+    user_key="user_key",
+    chat_rows="t.source = 'chat'",
+    schema="user_key string, topic string, source string, signal_date date, weight double, signals bigint",
+)
+USER_INTERESTS = Table(
+    "gold",
+    "user_interests",
+    ("snapshot_date",),
+    user_key="user_key",
+    derived=True,
+    schema=(
+        "snapshot_date date, region string, user_key string, topic string, score double, chat_score double, "
+        "engagement_score double, last_signal_date date, topic_rank int"
+    ),
+)
+AUDIENCE_SEGMENTS = Table(
+    "gold",
+    "audience_segments",
+    ("snapshot_date", "region"),
+    user_key="user_key",
+    derived=True,
+    schema=(
+        "region string, segment_id string, snapshot_date date, user_key string, score double, "
+        "chat_score double, engagement_score double, last_signal_date date, publication_id string"
+    ),
+)
+SEGMENT_CATALOG = Table(
+    "gold",
+    "segment_catalog",
+    ("snapshot_date",),
+    schema=(
+        "snapshot_date date, region string, segment_id string, segment_name string, iab_audience_id string, "
+        "member_count bigint, status string, sources array<string>, lookback_days int, "
+        "min_audience_size int, refresh string, run_id string, published_at timestamp, "
+        "tagger_version string, publication_id string"
+    ),
+)
 # Per-region results of the segments stage, waiting for the publish stage (one commit per table).
-SEGMENTS_STAGING = Table("staging", "audience_segments", ("snapshot_date", "region"), user_key="user_key", derived=True)
-CATALOG_STAGING = Table("staging", "segment_catalog", ("snapshot_date", "region"))
+SEGMENTS_STAGING = Table(
+    "staging",
+    "audience_segments",
+    ("snapshot_date", "region"),
+    user_key="user_key",
+    derived=True,
+    schema=(
+        "region string, segment_id string, snapshot_date date, user_key string, score double, "
+        "chat_score double, engagement_score double, last_signal_date date"
+    ),
+)
+CATALOG_STAGING = Table(
+    "staging",
+    "segment_catalog",
+    ("snapshot_date", "region"),
+    schema=(
+        "snapshot_date date, region string, segment_id string, segment_name string, iab_audience_id string, "
+        "member_count bigint, status string, sources array<string>, lookback_days int, "
+        "min_audience_size int, refresh string, run_id string, published_at timestamp, "
+        "tagger_version string"
+    ),
+)
 ERASURE_LOG = Table(
     "privacy",
     "erasure_log",
     ("received_date",),
     user_key="user_key",
     erasure_record=True,
-    schema="request_id string, user_key string, scope string, target_id string, received_date date, "
-    "applied_run string, applied_at timestamp, rows_removed map<string,long>, purged_on date",
+    schema=(
+        "request_id string, user_key string, scope string, target_id string, received_date date, "
+        "applied_run string, applied_at timestamp, rows_removed map<string,bigint>, purged_on date"
+    ),
 )
 VALIDATION_RESULTS = Table(
     "quality",
     "validation_results",
     ("logical_date",),
-    schema="run_id string, logical_date date, table_name string, validated_from string, "
-    "expectation string, column_name string, severity string, success boolean, "
-    "observed_value string, validated_at timestamp",
+    schema=(
+        "run_id string, logical_date date, table_name string, validated_from string, expectation string, "
+        "column_name string, severity string, success boolean, observed_value string, "
+        "validated_at timestamp"
+    ),
 )
 
 ALL_TABLES = [

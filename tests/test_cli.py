@@ -61,12 +61,12 @@ def test_missing_java_is_reported(tmp_path):
 
 
 def test_bad_conf_names_file_and_key(tmp_path):
-    conf = tmp_path / "conf"
-    conf.mkdir()
+    import shutil
+
     from jobs.config import DEFAULT_CONF_DIR
 
-    for f in DEFAULT_CONF_DIR.iterdir():
-        (conf / f.name).write_text(f.read_text())
+    conf = tmp_path / "conf"
+    shutil.copytree(DEFAULT_CONF_DIR, conf)
     (conf / "regions.yaml").write_text((conf / "regions.yaml").read_text().replace("  top_k: 5", "  top_k: five"))
     result = _run("--conf", str(conf), "run", "--date", "2025-12-16", cwd=tmp_path)
     _assert_one_clear_line(result, "regions.yaml: policy_defaults.top_k")

@@ -22,6 +22,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from jobs import tables as t
+from jobs.quality import checks
 from jobs.quality import gates as quality
 from jobs.quality.gates import QualityGateError
 from jobs.registry import STAGES, VALIDATED
@@ -54,7 +55,7 @@ def test_every_validated_table_has_a_suite_whose_expectations_carry_a_severity()
 def good_day(spark, two_nights):
     """The second night's validation frames (all pass), cached, and the suite parameters."""
     cfg = two_nights["cfg"]
-    frames = {x: quality.validation_frame(spark, cfg, x, D2).cache() for x in VALIDATED}
+    frames = {x: checks.validation_frame(spark, cfg, x, D2).cache() for x in VALIDATED}
     empty = [x.qualified for x, f in frames.items() if f.count() == 0]
     assert not empty, f"the generated night should fill every table: {empty}"
     results = quality.validate(spark, cfg, D2, "good-day", VALIDATED, frames=frames)
@@ -141,7 +142,7 @@ SEGMENT_TABLES = (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG)
 def good_inputs(spark, two_nights):
     """The second night's inputs of the check computations, read from the warehouse and cached, as
     published (staged=False) and as staged for publication (staged=True): the frames
-    `quality.validation_frame` reads."""
+    `checks.validation_frame` reads."""
     cfg = two_nights["cfg"]
 
     def read(table):
@@ -197,12 +198,12 @@ def _checked(table, cfg, inputs, staged):
     """The validation frame of `table` computed from `inputs` by the product's check functions."""
     d = inputs["date"]
     if table == t.INGEST_RECONCILIATION:
-        return quality.reconciliation_checks(inputs["reconciliation"])
+        return checks.reconciliation_checks(inputs["reconciliation"])
     if table == t.USER_INTERESTS:
-        return quality.interest_checks(inputs["interests"], quality.chat_regions(cfg, d))
+        return checks.interest_checks(inputs["interests"], checks.chat_regions(cfg, d))
     assert table in SEGMENT_TABLES, table
-    return quality.segment_checks(
-        table, inputs["members"], inputs["catalog"], inputs["state"], quality.min_ages(cfg), d, staged=staged
+    return checks.segment_checks(
+        table, inputs["members"], inputs["catalog"], inputs["state"], checks.min_ages(cfg), d, staged=staged
     )
 
 

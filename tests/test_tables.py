@@ -1,12 +1,13 @@
 """Every table's personal-data declaration (jobs/tables.py) is complete, and erasure covers every
 scope that applies to each table from it."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from jobs import tables as t
-from jobs.privacy.requests import OWNED, SCOPES, clauses
+from jobs.privacy.erasure_rules import OWNED, SCOPES, clauses
 
 # Column names that hold personal data wherever they appear (a key, a chat id, text, a raw record).
 PERSONAL_NAMES = {"user_key", "message_id", "conversation_id", "record_id", "text", "query_text", "raw_redacted"}
@@ -56,3 +57,29 @@ def test_every_written_table_is_declared_with_all_its_personal_columns(spark, tw
         undeclared = (columns & PERSONAL_NAMES) - set(table.personal_columns)
         assert undeclared == set(), f"{table.qualified}: {sorted(undeclared)}"
         assert set(table.personal_columns) <= columns, f"{table.qualified} declares columns it lacks"
+
+
+def test_a_write_that_differs_from_the_declared_schema_is_refused(spark, tmp_path):
+    from jobs.errors import AudienceError
+    from jobs.io import replace_partition
+
+    # a column retyped (landing_rows as string) and one renamed (run -> run_id missing)
+    frame = spark.createDataFrame(
+        [(dt.date(2025, 12, 16), "chat_messages", "10", 9, 1, 0, 0, "r1")],
+        "ingest_date date, dataset string, landing_rows string, accepted bigint, quarantined bigint, "
+        "duplicates bigint, erased bigint, run string",
+    )
+    with pytest.raises(AudienceError) as err:
+        replace_partition(frame, t.INGEST_RECONCILIATION, tmp_path, {"ingest_date": dt.date(2025, 12, 16)})
+    assert "landing_rows: declared bigint, written string" in str(err.value)
+    assert "run_id: declared string, written absent" in str(err.value)
+    assert not (tmp_path / "quality").exists(), "nothing written"
+
+
+def test_every_declared_schema_parses_and_names_its_partition_and_personal_columns(spark):
+    from pyspark.sql.types import DataType
+
+    for table in t.ALL_TABLES:
+        columns = {f.name for f in DataType.fromDDL(table.schema).fields}
+        assert set(table.partition_by) <= columns, table.qualified
+        assert set(table.personal_columns) <= columns, table.qualified

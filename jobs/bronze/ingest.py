@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.bronze.contract import Dataset
+from jobs.privacy.erasure_rules import tombstone_filter
 from jobs.privacy.pii import hmac_sha256_hex, pii_kinds, redact_pii
-from jobs.privacy.requests import tombstone_filter
 
 STATUS_ACCEPTED, STATUS_QUARANTINED, STATUS_DUPLICATE, STATUS_ERASED = (
     "accepted",

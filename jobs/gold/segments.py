@@ -8,10 +8,10 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-CHAT, ENGAGEMENT = "chat", "engagement"
-PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY = "published", "suppressed_min_audience", "suppressed_policy"
+from jobs.tables import CHAT, ENGAGEMENT, PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY
+
 SCORE_DIGITS = 9
-# Names the publication a member row and a catalog row belong to (jobs/nightly.py: publish).
+# Names the publication a member row and a catalog row belong to (jobs/gold/stage.py: publish).
 PUBLICATION = "publication_id"
 
 

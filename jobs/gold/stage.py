@@ -20,6 +20,7 @@ from jobs import tables as t
 from jobs.context import RunContext
 from jobs.errors import AudienceError
 from jobs.gold import segments as seg
+from jobs.io import check_schema
 from jobs.privacy.requests import requested_after
 from jobs.silver import signals as sig
 from jobs.silver import tagger_model
@@ -72,7 +73,7 @@ def segments(ctx: RunContext) -> dict:
     counts = dict(catalog.groupBy("status").agg(F.sum("member_count")).collect())
     candidates.unpersist()
     catalog.unpersist()
-    return {"regions": len(regions), "published_members": int(counts.get(seg.PUBLISHED) or 0)}
+    return {"regions": len(regions), "published_members": int(counts.get(t.PUBLISHED) or 0)}
 
 
 def _fault_point(stage: str) -> None:
@@ -112,6 +113,7 @@ def publish(ctx: RunContext) -> dict:
     day = F.col("snapshot_date") == F.lit(d)
     catalog = require_staged(ctx)
     members = ctx.read(t.SEGMENTS_STAGING).where(day).select("*", F.lit(publication).alias(seg.PUBLICATION))
+    check_schema(members, t.AUDIENCE_SEGMENTS)
     (
         members.write.format("delta")
         .mode("append")
@@ -131,4 +133,4 @@ def publish(ctx: RunContext) -> dict:
         .orderBy("region", F.col("member_count").desc())
         .collect()
     ]
-    return {"published_members": sum(r["member_count"] for r in rows if r["status"] == seg.PUBLISHED), "catalog": rows}
+    return {"published_members": sum(r["member_count"] for r in rows if r["status"] == t.PUBLISHED), "catalog": rows}

@@ -10,8 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.config import Config
 from jobs.silver.tagger import tag
-
-CHAT, ENGAGEMENT = "chat", "engagement"
+from jobs.tables import CHAT, ENGAGEMENT
 
 
 def region_policy_frame(spark, cfg: Config) -> DataFrame:

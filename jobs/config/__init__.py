@@ -3,178 +3,39 @@
 Each file has a pydantic model that refuses unknown keys (a typo such as `min_audiance_size` must
 not fall back to a default of the policy that guards minors and small audiences). A bad file stops
 a command with one line naming the file and the key, never later in the middle of a Spark job.
+
 `python -m jobs.config --schemas conf/schema` writes the files' JSON Schemas for editors.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import difflib
-import json
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    StringConstraints,
-    ValidationError,
-)
+from pydantic import BaseModel, ValidationError
 
 from jobs import REPO_ROOT
+from jobs.config.files import (  # noqa: F401 - ENGAGEMENT_EVENT_TYPES and write_schemas are re-exported
+    ENGAGEMENT_EVENT_TYPES,
+    FILES,
+    PipelineFile,
+    PolicyOverrides,
+    Profile,
+    Quality,
+    RegionPolicy,
+    Retention,
+    TaxonomyFile,
+    write_schemas,
+)
 from jobs.errors import ConfigError
 
 DEFAULT_CONF_DIR = REPO_ROOT / "conf"
 _ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-Text = Annotated[str, StringConstraints(min_length=1)]
-TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
-TopicIds = Annotated[tuple[TopicId, ...], Field(strict=False)]  # a YAML list
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-# --------------------------------------------------------------------------------------- regions.yaml
-class RegionPolicy(_Strict):
-    """A region's privacy and targeting policy (SPEC section 4)."""
-
-    chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
-    min_age: NonNegativeInt
-    min_audience_size: NonNegativeInt
-    honor_chat_opt_out: bool
-    sensitive_suppression: Literal["conversation", "message"]
-    lookback_days: PositiveInt
-    half_life_days: PositiveFloat
-    min_score: NonNegativeFloat
-    top_k: PositiveInt
-    blocked_segments: TopicIds = ()
-
-
-class PolicyOverrides(_Strict):
-    """A region's own `policy`: any key of `policy_defaults`, which it overrides."""
-
-    chat_signals_from: Annotated[dt.date | None, Field(strict=False)] = None
-    min_age: NonNegativeInt | None = None
-    min_audience_size: NonNegativeInt | None = None
-    honor_chat_opt_out: bool | None = None
-    sensitive_suppression: Literal["conversation", "message"] | None = None
-    lookback_days: PositiveInt | None = None
-    half_life_days: PositiveFloat | None = None
-    min_score: NonNegativeFloat | None = None
-    top_k: PositiveInt | None = None
-    blocked_segments: TopicIds | None = None
-
-
-class Region(_Strict):
-    countries: list[CountryCode]
-    policy: PolicyOverrides = PolicyOverrides()
-
-
-class RegionsFile(_Strict):
-    default_region: Text
-    regions: dict[Text, Region]
-    policy_defaults: RegionPolicy
-    iso_countries: list[CountryCode]
-
-
-# -------------------------------------------------------------------------------------- taxonomy.yaml
-class TopicNode(_Strict):
-    name: Text
-    iab_audience_id: Text
-    iab_related_ids: list[Text] = []  # other IAB segments the topic also matches (SPEC section 5)
-    vocab: dict[str, list[Text]]
-
-
-class SensitiveCategory(_Strict):
-    """Detected only to suppress: no audience id."""
-
-    name: Text
-    vocab: dict[str, list[Text]]
-
-
-class Negation(_Strict):
-    window: NonNegativeInt
-    cues: dict[str, list[Text]]
-
-
-class TaxonomyFile(_Strict):
-    languages: list[Text]
-    model: Text
-    topics: dict[TopicId, TopicNode]
-    sensitive: dict[TopicId, SensitiveCategory]
-    negation: Negation
-
-
-# --------------------------------------------------------------------------------------- scoring.yaml
-class EngagementWeights(_Strict):
-    like: NonNegativeFloat
-    comment: NonNegativeFloat
-    share: NonNegativeFloat
-    follow: NonNegativeFloat
-    search: NonNegativeFloat
-    click: NonNegativeFloat
-    view: NonNegativeFloat
-
-
-ENGAGEMENT_EVENT_TYPES = tuple(EngagementWeights.model_fields)
-
-
-class ScoringFile(_Strict):
-    engagement_weights: EngagementWeights
-    chat_turn_weight: NonNegativeFloat
-    daily_cap_per_topic: NonNegativeFloat
-
-
-# -------------------------------------------------------------------------------------- pipeline.yaml
-class Profile(_Strict):
-    master: Text
-    landing: str
-    warehouse: str
-    shuffle_partitions: PositiveInt
-    allow_dev_pseudonym_key: bool
-    retention_check: bool = True
-    name: str = ""
-
-
-class Ingest(_Strict):
-    timestamp_tolerance_hours: NonNegativeInt
-    duplicate_lookback_days: NonNegativeInt
-
-
-class Retention(_Strict):
-    chat_text_retention_days: NonNegativeInt
-    quarantine_retention_days: NonNegativeInt
-    erasure_physical_days: NonNegativeInt
-    vacuum_retention_hours: NonNegativeInt
-
-
-class Quality(_Strict):
-    trailing_days: NonNegativeInt
-    row_count_band: Annotated[float, Field(gt=0, lt=1)]
-    max_quarantine_share: NonNegativeFloat
-    data_docs: str = ""
-
-
-class PipelineFile(_Strict):
-    profile: Text
-    profiles: dict[Text, Profile]
-    spark: dict[str, str | int | float | bool] = {}
-    ingest: Ingest
-    retention: Retention
-    quality: Quality
 
 
 @dataclass(frozen=True)
@@ -184,14 +45,6 @@ class Topic:
     sensitive: bool
     iab_audience_id: str | None
     vocab: dict[str, list[str]]
-
-
-FILES = {
-    "pipeline.yaml": PipelineFile,
-    "regions.yaml": RegionsFile,
-    "taxonomy.yaml": TaxonomyFile,
-    "scoring.yaml": ScoringFile,
-}
 
 
 @dataclass(frozen=True)
@@ -397,21 +250,3 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
         retention=pipe.retention,
         quality=pipe.quality,
     )
-
-
-def write_schemas(folder: Path) -> list[Path]:
-    """JSON Schema of each conf file, for editors (`# yaml-language-server: $schema=...`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, model in FILES.items():
-        target = folder / name.replace(".yaml", ".schema.json")
-        target.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
-        written.append(target)
-    return written
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] != ["--schemas"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m jobs.config --schemas FOLDER")
-    for p in write_schemas(Path(sys.argv[2])):
-        print(p)

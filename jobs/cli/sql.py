@@ -1,0 +1,67 @@
+"""`audience sql`: read-only SQL over the registered tables."""
+
+from __future__ import annotations
+
+import re
+
+from jobs.cli.common import config_of, render_table, session
+from jobs.errors import AudienceError
+
+READ_COMMANDS = {
+    "ShowTables",
+    "ShowTablesExtended",
+    "ShowColumns",
+    "ShowNamespaces",
+    "ShowViews",
+    "ShowFunctions",
+    "ShowPartitions",
+    "ShowTableProperties",
+    "ShowCreateTable",
+    "DescribeRelation",
+    "DescribeColumn",
+    "DescribeNamespace",
+    "DescribeFunction",
+    "ExplainCommand",
+    "DescribeDeltaHistory",
+    "DescribeDeltaDetailCommand",
+    "SetCatalogAndNamespace",
+}
+
+
+WRITE_NODE = re.compile(
+    r"Insert|Restore|Merge|Update|Delete|Write|Overwrite|Replace|Create|Drop|Alter|Truncate"
+    r"|Vacuum|Optimize|Reorg|Convert|Clone|Cache|Refresh|Load|Set|Reset|Add|Use"
+)
+
+
+def read_only_plan(spark, query: str) -> None:
+    """Refuse any statement that could change a table: `audience sql` is read-only."""
+    jvm = spark.sparkContext._jvm
+    try:
+        plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(query)
+    except Exception as exc:  # ParseException: its first line is what a user needs
+        raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
+    command = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
+    nodes = [plan]
+    while nodes:  # the whole parsed tree: a write can hide under a WITH
+        node = nodes.pop()
+        name = node.getClass().getSimpleName()
+        if name not in READ_COMMANDS and (command.isInstance(node) or WRITE_NODE.search(name)):
+            raise AudienceError(f"audience sql is read-only: {name} refused (use SELECT, SHOW, DESCRIBE, EXPLAIN)")
+        children = node.children()
+        nodes += [children.apply(i) for i in range(children.size())]
+
+
+def cmd_sql(args, progress):
+    from jobs.session import register_tables
+
+    cfg = config_of(args)
+    spark = session(cfg, "audience-sql")
+    read_only_plan(spark, args.query)
+    register_tables(spark, cfg)
+    try:
+        frame = spark.sql(args.query)
+    except Exception as exc:  # AnalysisException, ParseException: the message is what a user needs
+        raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
+    rows = [r.asDict() for r in frame.limit(args.limit).collect()]
+    print(render_table(rows, frame.columns) if frame.columns else "ok")
