@@ -29,6 +29,19 @@ def cfg():
     return load_config(profile="test")
 
 
+@pytest.fixture(scope="session")
+def gold_snapshot(spark):
+    """A date's rows of a gold table without what differs between runs of the same data (run id,
+    publication time and id): compare two with chispa's assert_df_equality."""
+    from pyspark.sql import functions as F
+
+    def read(warehouse, table, day):
+        frame = spark.read.format("delta").load(table.path(warehouse)).where(F.col("snapshot_date") == F.lit(day))
+        return frame.drop("run_id", "published_at", "publication_id")
+
+    return read
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """A test-profile Config whose landing and warehouse live under this test's tmp_path."""
