@@ -18,7 +18,7 @@ SIGNAL_SCHEMA = "user_key string, topic string, source string, signal_date date,
 
 @pytest.fixture(scope="module")
 def policies(spark, cfg):
-    return region_policy_frame(spark, cfg)
+    return region_policy_frame(spark, cfg.regions)
 
 
 def _state(spark, rows):
@@ -43,10 +43,10 @@ def test_score_decays_by_half_life_and_ignores_signals_past_the_lookback(spark, 
 
 def test_us_chat_only_interest_counts_only_from_the_us_rollout_date(spark, cfg):
     rollout = dt.date(2026, 1, 5)
-    policies = region_policy_frame(spark, cfg.with_policy("US", chat_signals_from=rollout))
+    policies = region_policy_frame(spark, cfg.with_policy("US", chat_signals_from=rollout).regions)
     state = _state(spark, [("u", 1980, "US", "US", True, True)])
     signals = [("u", "music", "chat", rollout - dt.timedelta(days=2), 5.0, 3)]
-    not_rolled_out = _scores(spark, region_policy_frame(spark, cfg), signals, state, day=D)
+    not_rolled_out = _scores(spark, region_policy_frame(spark, cfg.regions), signals, state, day=D)
     before = _scores(spark, policies, signals, state, day=rollout - dt.timedelta(days=1))
     after = _scores(spark, policies, signals, state, day=rollout)
     assert not_rolled_out.get(("u", "music"), (0.0, 0.0))[0] == 0.0
@@ -118,7 +118,7 @@ def test_99_members_are_suppressed_and_100_published(spark, policies, cfg):
 
 
 def test_segment_the_regions_policy_blocks_is_suppressed_whatever_its_size(spark, cfg):
-    policies = region_policy_frame(spark, cfg.with_policy("EU", blocked_segments=("wine_spirits",)))
+    policies = region_policy_frame(spark, cfg.with_policy("EU", blocked_segments=("wine_spirits",)).regions)
     candidates = spark.createDataFrame(
         _candidates(spark, 150, "wine_spirits"),
         "snapshot_date date, region string, segment_id string, user_key string, "

@@ -13,11 +13,11 @@ TAGS = "message_id string, topics array<string>, sensitive array<string>"
 
 
 def _chat(spark, cfg, turns, tags, mode="conversation", opted_out=()):
-    policies = sig.region_policy_frame(spark, cfg.with_policy("EU", sensitive_suppression=mode))
+    policies = sig.region_policy_frame(spark, cfg.with_policy("EU", sensitive_suppression=mode).regions)
     rows, _ = sig.chat_topics(
         spark.createDataFrame(turns, TURNS),
         spark.createDataFrame(tags, TAGS),
-        region_frame(spark, cfg),
+        region_frame(spark, cfg.country_region),
         policies,
         cfg.default_region,
         spark.createDataFrame([(u,) for u in opted_out], "user_key string"),

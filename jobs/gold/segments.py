@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from jobs.tables import CHAT, ENGAGEMENT, PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY
@@ -64,10 +64,14 @@ def interests(signals: DataFrame, state: DataFrame, policies: DataFrame, snapsho
     )
 
 
+def youngest_age(on: dt.date) -> Column:
+    """The youngest age a user born in `birth_year` can have on the date (unknown: null, a minor)."""
+    return F.lit(on.year) - F.col("birth_year") - 1
+
+
 def members(user_interests: DataFrame, state: DataFrame, policies: DataFrame, snapshot: dt.date) -> DataFrame:
     """Members: score >= min_score, topic among the user's top_k, old enough (unknown age is a minor),
     not opted out of personalized ads. With only a birth year, the youngest possible age is used."""
-    youngest_age = F.lit(snapshot.year) - F.col("birth_year") - 1
     eligible = state.where(F.col("birth_year").isNotNull() & (F.coalesce("personalized_ads", F.lit(True))))
     return (
         user_interests.join(
@@ -77,7 +81,7 @@ def members(user_interests: DataFrame, state: DataFrame, policies: DataFrame, sn
         .where(
             (F.col("score") >= F.col("min_score"))
             & (F.col("topic_rank") <= F.col("top_k"))
-            & (youngest_age >= F.col("min_age"))
+            & (youngest_age(snapshot) >= F.col("min_age"))
         )
         .select(
             "snapshot_date",

@@ -36,7 +36,7 @@ def interests(ctx: RunContext) -> dict:
         .join(F.broadcast(requested_after(spark, cfg, d)), on="user_key", how="left_anti")
     )
     state = ctx.read(t.USER_STATE).where(F.col("state_date") == F.lit(d))
-    scored = seg.interests(signals, state, sig.region_policy_frame(spark, cfg), d)
+    scored = seg.interests(signals, state, sig.region_policy_frame(spark, cfg.regions), d)
     ctx.replace(scored, t.USER_INTERESTS, {"snapshot_date": d})
     return {"user_interests": ctx.read(t.USER_INTERESTS).where(F.col("snapshot_date") == F.lit(d)).count()}
 
@@ -49,7 +49,7 @@ def segments(ctx: RunContext) -> dict:
     unknown = sorted(set(regions) - set(cfg.regions))
     if unknown:
         raise AudienceError(f"unknown regions {unknown} (conf has: {', '.join(sorted(cfg.regions))})")
-    policies = sig.region_policy_frame(spark, cfg).where(F.col("region").isin(regions))
+    policies = sig.region_policy_frame(spark, cfg.regions).where(F.col("region").isin(regions))
     scored = ctx.read(t.USER_INTERESTS).where((F.col("snapshot_date") == F.lit(d)) & F.col("region").isin(regions))
     state = ctx.read(t.USER_STATE).where(F.col("state_date") == F.lit(d))
     candidates = seg.members(scored, state, policies, d).cache()

@@ -19,7 +19,11 @@ def run(ctx: RunContext) -> dict:
     for signal_date in sorted(chat_dates):  # the chat part of those dates' daily aggregates
         rebuild_chat_daily(ctx, signal_date)
     state = build_user_state(
-        ctx.read(t.USER_PROFILES), ctx.read(t.AD_PREFERENCES), region_frame(spark, cfg), cfg.default_region, d
+        ctx.read(t.USER_PROFILES),
+        ctx.read(t.AD_PREFERENCES),
+        region_frame(spark, cfg.country_region),
+        cfg.default_region,
+        d,
     )
     ctx.replace(state, t.USER_STATE, {"state_date": d})
     withdrawn = withdraw_chat_signals(spark, cfg, d)

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
-from jobs.gold.segments import PUBLICATION
+from jobs.gold.segments import PUBLICATION, youngest_age
 
 
 def _partition(spark, cfg: Config, table: t.Table, d: dt.date) -> DataFrame:
@@ -98,7 +98,6 @@ def segment_checks(
         )
     min_age = members.sparkSession.createDataFrame(list(min_ages.items()), "region string, check_min_age int")
     state = state.select("user_key", "birth_year", "personalized_ads")
-    youngest_age = F.lit(d.year) - F.col("birth_year") - 1
     return (
         members.join(
             F.broadcast(
@@ -121,7 +120,7 @@ def segment_checks(
             F.coalesce(F.col("check_catalog_count") == F.col("check_member_rows"), F.lit(False)).alias(
                 "check_member_count_matches"
             ),
-            F.coalesce(youngest_age >= F.col("check_min_age"), F.lit(False)).alias("check_min_age_met"),
+            F.coalesce(youngest_age(d) >= F.col("check_min_age"), F.lit(False)).alias("check_min_age_met"),
             F.coalesce(F.col("personalized_ads"), F.lit(True)).alias("check_ads_allowed"),
         )
     )

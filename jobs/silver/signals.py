@@ -8,12 +8,13 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.config import Config
+from jobs.config import Config, RegionPolicy
 from jobs.silver.tagger import tag
 from jobs.tables import CHAT, ENGAGEMENT
 
 
-def region_policy_frame(spark, cfg: Config) -> DataFrame:
+def region_policy_frame(spark, regions: dict[str, RegionPolicy]) -> DataFrame:
+    """One row per region: its policy, for joins."""
     rows = [
         (
             name,
@@ -28,7 +29,7 @@ def region_policy_frame(spark, cfg: Config) -> DataFrame:
             p.top_k,
             list(p.blocked_segments),
         )
-        for name, p in cfg.regions.items()
+        for name, p in regions.items()
     ]
     return spark.createDataFrame(
         rows,

@@ -36,8 +36,8 @@ def run(ctx: RunContext) -> dict:
     chat_rows, suppressed = sig.chat_topics(
         turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"),
         tags,
-        region_frame(spark, cfg),
-        sig.region_policy_frame(spark, cfg),
+        region_frame(spark, cfg.country_region),
+        sig.region_policy_frame(spark, cfg.regions),
         cfg.default_region,
         opted_out,
     )

@@ -11,8 +11,6 @@ import datetime as dt
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from jobs.config import Config
-
 
 def latest_per_user(changes: DataFrame, as_of_date: dt.date) -> DataFrame:
     latest = Window.partitionBy("user_key").orderBy(F.col("updated_at").desc(), F.col("ingest_date").desc())
@@ -24,8 +22,9 @@ def latest_per_user(changes: DataFrame, as_of_date: dt.date) -> DataFrame:
     )
 
 
-def region_frame(spark: SparkSession, cfg: Config) -> DataFrame:
-    return spark.createDataFrame(sorted(cfg.country_region.items()), "country string, region string")
+def region_frame(spark: SparkSession, country_region: dict[str, str]) -> DataFrame:
+    """Country -> region, for joins (countries of no region are left to the caller's default)."""
+    return spark.createDataFrame(sorted(country_region.items()), "country string, region string")
 
 
 def build_user_state(
