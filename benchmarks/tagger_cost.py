@@ -21,7 +21,7 @@ from jobs.config import load_config
 from jobs.session import build_spark
 from jobs.silver import tagger_model
 from jobs.silver.tagger import tag, vocabulary_frame
-from jobs.silver.tagger_train import read_labelled
+from jobs.silver.tagger_corpus import read_labelled
 
 
 def main() -> None:

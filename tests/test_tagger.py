@@ -8,8 +8,9 @@ from jobs import REPO_ROOT
 from jobs.errors import AudienceError
 from jobs.silver import tagger_model
 from jobs.silver.tagger import normalize_py, tag, vocabulary_frame
+from jobs.silver.tagger_corpus import read_labelled
 from jobs.silver.tagger_eval import score
-from jobs.silver.tagger_train import Settings, evaluate, read_labelled, tag_records, train
+from jobs.silver.tagger_train import Settings, evaluate, tag_records, train
 
 # What the configured model measured on the test split when it was trained (models/tagger/*/
 # manifest.json), rounded down: a change that makes detection worse fails here.

@@ -36,12 +36,12 @@ def cmd_tag(args, progress):
     the vocabulary or the learned model of conf/taxonomy.yaml's `model`."""
     import json
 
-    from jobs.silver import tagger_model, tagger_train
+    from jobs.silver import tagger_corpus, tagger_model, tagger_train
     from jobs.silver.tagger_eval import confusion_rows
 
     cfg = config_of(args)
     if args.evaluate:
-        records = tagger_train.read_labelled(cfg, Path(args.evaluate), None if args.split == "all" else args.split)
+        records = tagger_corpus.read_labelled(cfg, Path(args.evaluate), None if args.split == "all" else args.split)
         if not records:
             raise AudienceError(f"{args.evaluate}: no records in the {args.split} split")
     else:

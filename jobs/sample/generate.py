@@ -15,14 +15,14 @@ import datetime as dt
 import gzip
 import json
 import random
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.sample import corpus
+from jobs.sample.chat import DayWriter, chat_day, ts
+from jobs.sample.events import events_day
 
 # Country mix of the user base: EU-heavy (rollout starts there), then other regions.
 COUNTRY_WEIGHTS = {
@@ -49,24 +49,6 @@ COUNTRY_WEIGHTS = {
     "ZA": 1,
     "CH": 1,
 }
-EVENT_WEIGHTS = {"view": 30, "like": 25, "click": 15, "search": 12, "comment": 7, "share": 6, "follow": 5}
-SURFACES = ("messenger", "whatsapp", "instagram", "facebook")
-CHAT_BAD_KINDS = (
-    "malformed_json",
-    "missing_field:user_id",
-    "unknown_enum:role",
-    "invalid_country",
-    "timestamp_outside_window",
-    "future_timestamp",
-)
-EVENT_BAD_KINDS = (
-    "missing_field:user_id",
-    "unknown_enum:event_type",
-    "invalid_country",
-    "timestamp_outside_window",
-    "unknown_enum:object_topic",
-)
-SENSITIVE_OBJECT_TOPICS = ("health", "religion", "politics", "sexual_orientation")
 
 
 @dataclass
@@ -124,181 +106,6 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
     return users
 
 
-def _ts(day: dt.date, seconds: int) -> str:
-    h, rem = divmod(seconds, 3600)
-    return f"{day.isoformat()}T{h:02d}:{rem // 60:02d}:{rem % 60:02d}Z"
-
-
-class DayWriter:
-    """Collects one day's lines per dataset, plants bad rows/duplicates/late rows, writes files."""
-
-    def __init__(self, rng: random.Random, opts: GenerateOptions, day: dt.date):
-        self.rng, self.opts, self.day = rng, opts, day
-        self.main: list[str] = []
-        self.late: list[str] = []
-        self.planted = Counter()
-
-    def corrupt_chat(self, record: dict) -> str:
-        kind = self.rng.choice(CHAT_BAD_KINDS)
-        self.planted[kind] += 1
-        if kind == "malformed_json":
-            line = json.dumps(record, ensure_ascii=False)
-            return line[: len(line) // 2]
-        if kind == "missing_field:user_id":
-            record.pop("user_id")
-        elif kind == "unknown_enum:role":
-            record["role"] = "system"
-        elif kind == "invalid_country":
-            record["country"] = self.rng.choice(["XX", "FRA", "eu", "UK"])
-        elif kind == "timestamp_outside_window":
-            record["sent_at"] = _ts(self.day - dt.timedelta(days=3), 43200)
-        elif kind == "future_timestamp":
-            record["sent_at"] = "2099-01-01T00:00:00Z"
-        return json.dumps(record, ensure_ascii=False)
-
-    def add(self, record: dict) -> None:
-        rng = self.rng
-        if rng.random() < self.opts.bad_rate:
-            line = self.corrupt_chat(record)
-        else:
-            line = json.dumps(record, ensure_ascii=False)
-            if rng.random() < self.opts.duplicate_rate:
-                self.planted["duplicate"] += 1
-                (self.late if rng.random() < 0.5 else self.main).append(line)
-        (self.late if rng.random() < self.opts.late_rate else self.main).append(line)
-
-
-def _chat_day(rng, opts, day, users, writer, conversations_out):
-    tpl_user, tpl_neg, tpl_asst = corpus.USER_TEMPLATES, corpus.NEGATED_TEMPLATES, corpus.ASSISTANT_TEMPLATES
-    phrases = {t: {lang: p.split("|") for lang, p in v.items()} for t, v in corpus.TOPIC_PHRASES.items()}
-    all_topics = list(phrases)
-    n_users = len(users)
-    written, conv_no = 0, 0
-    stamp = day.strftime("%Y%m%d")
-    while written < opts.messages_per_day:
-        user = users[rng.randrange(n_users)]
-        conv_id = f"c{stamp}{conv_no:07d}"
-        conv_no += 1
-        lang = user.lang
-        topic = rng.choice(user.interests)
-        sensitive = rng.random() < 0.03
-        surface = rng.choice(SURFACES)
-        start = rng.randrange(0, 86400 - 600)
-        turns = rng.choice((2, 2, 4, 4, 6, 8))
-        conversations_out.append((conv_id, user.user_id))
-        for t in range(turns):
-            role = "user" if t % 2 == 0 else "assistant"
-            x = rng.choice(phrases[topic][lang])
-            if role == "assistant":
-                text = rng.choice(tpl_asst[lang]).format(x=x)
-            elif t == 2 and sensitive:
-                text = corpus.SENSITIVE_SENTENCES[rng.choice(list(corpus.SENSITIVE_SENTENCES))][lang]
-            elif t >= 4 and rng.random() < 0.5:
-                text = rng.choice(corpus.SMALL_TALK[lang])
-            elif rng.random() < 0.08:
-                other = rng.choice([o for o in all_topics if o not in user.interests])
-                text = rng.choice(tpl_neg[lang]).format(x=rng.choice(phrases[other][lang]))
-            else:
-                text = rng.choice(tpl_user[lang]).format(x=x)
-            if role == "user" and rng.random() < 0.02:
-                kind = rng.choice(list(corpus.PII_TEMPLATES))
-                value = {
-                    "email": f"{user.user_id[:6]}.mail@example.org",
-                    "phone": rng.choice(corpus.PHONES),
-                    "card": rng.choice(corpus.CARDS),
-                    "iban": rng.choice(corpus.IBANS),
-                }[kind]
-                text = f"{text} {corpus.PII_TEMPLATES[kind].format(v=value)}"
-            record = {
-                "message_id": f"m{stamp}{conv_no:07d}{t:02d}",
-                "conversation_id": conv_id,
-                "user_id": user.user_id,
-                "role": role,
-                "text": text,
-                "country": user.country,
-                "surface": surface,
-                "sent_at": _ts(day, start + 60 * t),
-            }
-            if rng.random() > 0.05:
-                record["locale"] = corpus.LOCALE[lang]
-            if role == "assistant":
-                record["model"] = "assistant-v4"
-            writer.add(record)
-            written += 1
-            if written >= opts.messages_per_day:
-                break
-
-
-def _events_day(rng, opts, day, users, topic_ids):
-    n = max(50, opts.messages_per_day // 2)
-    phrases = corpus.TOPIC_PHRASES
-    types, weights = zip(*EVENT_WEIGHTS.items())
-    cols = {
-        k: []
-        for k in (
-            "event_id",
-            "user_id",
-            "event_type",
-            "object_id",
-            "object_topic",
-            "query_text",
-            "country",
-            "surface",
-            "occurred_at",
-        )
-    }
-    midnight = dt.datetime.combine(day, dt.time())
-    planted = Counter()
-    stamp = day.strftime("%Y%m%d")
-    for i in range(n):
-        user = users[rng.randrange(len(users))]
-        etype = rng.choices(types, weights)[0]
-        draw = rng.random()
-        topic = (
-            rng.choice(user.interests)
-            if draw < 0.75
-            else rng.choice(SENSITIVE_OBJECT_TOPICS)
-            if draw < 0.8
-            else rng.choice(topic_ids)
-        )
-        row = {
-            "event_id": f"e{stamp}{i:08d}",
-            "user_id": user.user_id,
-            "event_type": etype,
-            "object_id": None if etype == "search" else f"obj{rng.randrange(10**6)}",
-            "object_topic": None if etype == "search" else topic,
-            "query_text": (
-                rng.choice(phrases[topic][user.lang].split("|")) if etype == "search" and topic in phrases else None
-            ),
-            "country": user.country,
-            "surface": rng.choice(SURFACES),
-            "occurred_at": midnight + dt.timedelta(seconds=rng.randrange(86400)),
-        }
-        copies = 2 if rng.random() < opts.duplicate_rate else 1
-        if rng.random() < opts.bad_rate:  # a re-delivered bad row is quarantined twice, not deduplicated
-            kind = rng.choice(EVENT_BAD_KINDS)
-            planted[kind] += copies
-            if kind == "missing_field:user_id":
-                row["user_id"] = None
-            elif kind == "unknown_enum:event_type":
-                row["event_type"] = "poke"
-            elif kind == "invalid_country":
-                row["country"] = "ZZ"
-            elif kind == "timestamp_outside_window":
-                row["occurred_at"] = midnight - dt.timedelta(days=2)
-            else:
-                row["object_topic"], row["event_type"] = "astrology", "like"
-        else:
-            planted["duplicate"] += copies - 1
-        for _ in range(copies):
-            for k, v in row.items():
-                cols[k].append(v)
-    schema = pa.schema(
-        [(k, pa.string()) for k in cols if k != "occurred_at"] + [("occurred_at", pa.timestamp("us", tz="UTC"))]
-    )
-    return pa.table(cols, schema=schema), planted
-
-
 def _jsonl(path: Path, records) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
@@ -318,7 +125,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
         manifest = {"date": day.isoformat(), "datasets": {}}
 
         writer, conversations = DayWriter(rng, opts, day), []
-        _chat_day(rng, opts, day, users, writer, conversations)
+        chat_day(rng, opts, day, users, writer, conversations)
         chat_dir = folder("chat_messages")
         chat_dir.mkdir(parents=True, exist_ok=True)
         (chat_dir / "part-00000.jsonl").write_text("".join(line + "\n" for line in writer.main), encoding="utf-8")
@@ -331,7 +138,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
             "planted": dict(writer.planted),
         }
 
-        events, planted = _events_day(rng, opts, day, users, topic_ids)
+        events, planted = events_day(rng, opts, day, users, topic_ids)
         folder("engagement_events").mkdir(parents=True, exist_ok=True)
         pq.write_table(events, folder("engagement_events") / "part-00000.parquet")
         manifest["datasets"]["engagement_events"] = {"lines": events.num_rows, "planted": dict(planted)}
@@ -343,7 +150,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
                     "user_id": u.user_id,
                     "birth_year": u.birth_year,
                     "country": u.country,
-                    "updated_at": _ts(day, midnight),
+                    "updated_at": ts(day, midnight),
                 }
                 for u in users
                 if u.has_profile
@@ -353,7 +160,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
                     "user_id": u.user_id,
                     "ai_chat_ads": u.ai_chat_ads,
                     "personalized_ads": u.personalized_ads,
-                    "updated_at": _ts(day, midnight),
+                    "updated_at": ts(day, midnight),
                 }
                 for u in users
                 if not u.ai_chat_ads or u.personalized_ads is not None
@@ -365,7 +172,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
                     "user_id": u.user_id,
                     "birth_year": u.birth_year,
                     "country": u.country,
-                    "updated_at": _ts(day, midnight + 60),
+                    "updated_at": ts(day, midnight + 60),
                 }
                 for u in movers
             ]
@@ -375,7 +182,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
                     "user_id": u.user_id,
                     "ai_chat_ads": rng.random() < 0.5,
                     "personalized_ads": None,
-                    "updated_at": _ts(day, midnight + 120),
+                    "updated_at": ts(day, midnight + 120),
                 }
                 for u in flippers
             ]
@@ -403,7 +210,7 @@ def generate(landing, opts: GenerateOptions, topic_ids: list[str], progress=None
                     "user_id": user_id,
                     "scope": scope,
                     "target_id": target,
-                    "requested_at": _ts(day, 36000 + n),
+                    "requested_at": ts(day, 36000 + n),
                 }
             )
         manifest["datasets"]["erasure_requests"] = {
