@@ -3,7 +3,7 @@ stage`, the Airflow DAG and the quality gates read it; nothing else lists stages
 
 Per stage: the function that runs it (`module:function`, imported when the stage runs, so that the
 DAG reads this file without loading Spark), the tables it writes, the tables whose suites gate it,
-whether a failed gate rolls its writes back, and its Airflow shape. Adding a stage is an entry here
+what a failed gate rolls back, and its Airflow shape. Adding a stage is an entry here
 and the stage's own module.
 """
 
