@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.config import Config, RegionPolicy
+from jobs.config import RegionPolicy
 from jobs.silver.tagger import tag
 from jobs.tables import CHAT, ENGAGEMENT
 
@@ -125,7 +125,17 @@ def daily_signals(
     )
 
 
-def tag_frame(cfg: Config, vocab, model, frame: DataFrame, id_col: str, text_col: str, lang_col: str | None):
+def tag_frame(
+    frame: DataFrame,
+    id_col: str,
+    text_col: str,
+    lang_col: str | None,
+    *,
+    vocab: DataFrame,
+    model,
+    languages: list[str],
+    negation_window: int,
+) -> DataFrame:
     """The tagger (vocabulary and learned model) over any frame with an id and a text column
     (language optional)."""
     source = frame.select(
@@ -133,4 +143,4 @@ def tag_frame(cfg: Config, vocab, model, frame: DataFrame, id_col: str, text_col
         F.col(text_col).alias("text"),
         (F.col(lang_col) if lang_col else F.lit(None).cast("string")).alias("language"),
     )
-    return tag(source, vocab, cfg.languages, cfg.negation_window, id_col=id_col, model=model)
+    return tag(source, vocab, languages, negation_window, id_col=id_col, model=model)

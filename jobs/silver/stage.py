@@ -32,7 +32,8 @@ def run(ctx: RunContext) -> dict:
     opted_out = state.where(~F.col("ai_chat_ads")).select("user_key").union(objecting_now).distinct()
     day = F.col("ingest_date") == F.lit(d)
     turns = ctx.read(t.CHAT_MESSAGES).where(day & (F.col("role") == "user"))
-    tags = sig.tag_frame(cfg, vocab, model, turns, "message_id", "text", "language")
+    tagger = {"vocab": vocab, "model": model, "languages": cfg.languages, "negation_window": cfg.negation_window}
+    tags = sig.tag_frame(turns, "message_id", "text", "language", **tagger)
     chat_rows, suppressed = sig.chat_topics(
         turns.select("message_id", "conversation_id", "user_key", "country", "ingest_date"),
         tags,
@@ -44,9 +45,7 @@ def run(ctx: RunContext) -> dict:
     chat_rows = suppress_sensitive_conversations(ctx, chat_rows, suppressed).cache()
     ctx.replace(chat_rows, t.CHAT_TOPICS, {"signal_date": d})
     events = ctx.read(t.ENGAGEMENT_EVENTS).where(day)
-    query_tags = sig.tag_frame(
-        cfg, vocab, model, events.where(F.col("query_text").isNotNull()), "event_id", "query_text", None
-    )
+    query_tags = sig.tag_frame(events.where(F.col("query_text").isNotNull()), "event_id", "query_text", None, **tagger)
     eng_rows = sig.engagement_topics(events, query_tags, [x.topic_id for x in cfg.targetable_topics])
     daily = sig.daily_signals(
         chat_rows, eng_rows, cfg.engagement_weights, cfg.chat_turn_weight, cfg.daily_cap_per_topic
