@@ -185,27 +185,30 @@ USER_INTERESTS = Table(
         "engagement_score double, last_signal_date date, topic_rank int"
     ),
 )
+# Staged segments are what publish appends and commits, under the publication id it adds.
+_MEMBERS = (
+    "region string, segment_id string, snapshot_date date, user_key string, score double, "
+    "chat_score double, engagement_score double, last_signal_date date"
+)
+_CATALOG = (
+    "snapshot_date date, region string, segment_id string, segment_name string, iab_audience_id string, "
+    "member_count bigint, status string, sources array<string>, lookback_days int, "
+    "min_audience_size int, refresh string, run_id string, published_at timestamp, tagger_version string"
+)
+_PUBLICATION = "publication_id string"
 AUDIENCE_SEGMENTS = Table(
     "gold",
     "audience_segments",
     ("snapshot_date", "region"),
     user_key="user_key",
     derived=True,
-    schema=(
-        "region string, segment_id string, snapshot_date date, user_key string, score double, "
-        "chat_score double, engagement_score double, last_signal_date date, publication_id string"
-    ),
+    schema=_MEMBERS + ", " + _PUBLICATION,
 )
 SEGMENT_CATALOG = Table(
     "gold",
     "segment_catalog",
     ("snapshot_date",),
-    schema=(
-        "snapshot_date date, region string, segment_id string, segment_name string, iab_audience_id string, "
-        "member_count bigint, status string, sources array<string>, lookback_days int, "
-        "min_audience_size int, refresh string, run_id string, published_at timestamp, "
-        "tagger_version string, publication_id string"
-    ),
+    schema=_CATALOG + ", " + _PUBLICATION,
 )
 # Per-region results of the segments stage, waiting for the publish stage (one commit per table).
 SEGMENTS_STAGING = Table(
@@ -214,21 +217,13 @@ SEGMENTS_STAGING = Table(
     ("snapshot_date", "region"),
     user_key="user_key",
     derived=True,
-    schema=(
-        "region string, segment_id string, snapshot_date date, user_key string, score double, "
-        "chat_score double, engagement_score double, last_signal_date date"
-    ),
+    schema=_MEMBERS,
 )
 CATALOG_STAGING = Table(
     "staging",
     "segment_catalog",
     ("snapshot_date", "region"),
-    schema=(
-        "snapshot_date date, region string, segment_id string, segment_name string, iab_audience_id string, "
-        "member_count bigint, status string, sources array<string>, lookback_days int, "
-        "min_audience_size int, refresh string, run_id string, published_at timestamp, "
-        "tagger_version string"
-    ),
+    schema=_CATALOG,
 )
 ERASURE_LOG = Table(
     "privacy",
