@@ -2,16 +2,22 @@
 # The main job on the embedded default: sample landing data, then the nightly Airflow DAG run for
 # real (airflow dags test: SQLite, Spark local[*] via spark_default) for each demo date, then the
 # last date's report. Roots: ./landing, ./warehouse, ./airflow_home (all git-ignored).
+# The size is one at which every region publishes several segments and suppresses a few (the
+# smallest regions hold about 2% of the users; a segment needs 100 members).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 start="${DEMO_START:-2025-12-16}"
 days="${DEMO_DAYS:-2}"
-messages="${DEMO_MESSAGES:-5000}"
+messages="${DEMO_MESSAGES:-10000}"
+users="${DEMO_USERS:-40000}"
+events="${DEMO_EVENTS:-400000}"
+demo_start_s=$(date +%s)
 export AUDIENCE_LANDING="$repo/landing" AUDIENCE_WAREHOUSE="$repo/warehouse"
 # DAG tasks refuse the development key: the demo sets its own (a real deployment sets a secret).
 export AUDIENCE_PSEUDONYM_KEY="${AUDIENCE_PSEUDONYM_KEY:-demo-only-key-$(hostname)}"
-.venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" --messages "$messages"
+.venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" \
+  --messages "$messages" --users "$users" --events "$events"
 for n in $(seq 0 $((days - 1))); do
   day=$(date -u -d "$start + $n day" +%F)
   echo "== airflow dags test audience_nightly $day (log: airflow_home/demo-$day.log)"
@@ -25,3 +31,4 @@ for n in $(seq 0 $((days - 1))); do
   echo "   DAG run succeeded in $(( $(date +%s) - start_s )) s"
 done
 .venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$AUDIENCE_WAREHOUSE" report --date "$day"
+echo "demo: $days dates generated and run through Airflow in $(( $(date +%s) - demo_start_s )) s"

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, default=dt.date(2025, 12, 16), help="first day (YYYY-MM-DD)")
     p.add_argument("--days", type=int, default=1)
     p.add_argument("--messages", type=int, default=20_000, help="chat messages per day")
+    p.add_argument("--users", type=int, help="user base (default: one per 8 messages, at least 300)")
+    p.add_argument("--events", type=int, help="engagement events per day (default: half the messages)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--bad-rate", type=float, default=0.01)
     p.add_argument("--duplicate-rate", type=float, default=0.01)

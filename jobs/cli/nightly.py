@@ -20,6 +20,8 @@ def cmd_generate(args, progress):
         start=args.date,
         days=args.days,
         messages_per_day=args.messages,
+        users=args.users,
+        events_per_day=args.events,
         seed=args.seed,
         bad_rate=args.bad_rate,
         duplicate_rate=args.duplicate_rate,

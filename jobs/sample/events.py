@@ -22,7 +22,7 @@ SENSITIVE_OBJECT_TOPICS = ("health", "religion", "politics", "sexual_orientation
 
 
 def events_day(rng, opts, day, users, topic_ids):
-    n = max(50, opts.messages_per_day // 2)
+    n = opts.events_per_day if opts.events_per_day is not None else max(50, opts.messages_per_day // 2)
     phrases = corpus.TOPIC_PHRASES
     types, weights = zip(*EVENT_WEIGHTS.items())
     cols = {

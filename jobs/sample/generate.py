@@ -60,7 +60,11 @@ class GenerateOptions:
     bad_rate: float = 0.01
     duplicate_rate: float = 0.01
     late_rate: float = 0.05
-    users: int | None = None
+    users: int | None = None  # default: one user per 8 messages of a day (at least 300)
+    events_per_day: int | None = None  # default: half the messages
+    # Interest popularity falls with a topic's rank as 1 / rank ** topic_skew (0 = uniform), so that a
+    # few topics reach most users and the tail stays small, as on a real platform.
+    topic_skew: float = 1.0
 
 
 @dataclass
@@ -79,6 +83,8 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
     rng = random.Random(f"{opts.seed}-users")
     n = opts.users or max(300, opts.messages_per_day // 8)
     countries, weights = zip(*COUNTRY_WEIGHTS.items())
+    ranked = rng.sample(topic_ids, len(topic_ids))  # popularity order, seeded
+    popularity = [1 / (rank + 1) ** opts.topic_skew for rank in range(len(ranked))]
     users = []
     for i in range(n):
         country = rng.choices(countries, weights)[0]
@@ -96,7 +102,7 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
                 user_id=f"u{rng.getrandbits(40):012d}{i}",
                 country=country,
                 lang=corpus.LANG_BY_COUNTRY.get(country, "en"),
-                interests=rng.sample(topic_ids, rng.randint(2, 4)),
+                interests=_weighted_sample(rng, ranked, popularity, rng.randint(2, 4)),
                 birth_year=birth_year,
                 has_profile=rng.random() > 0.03,
                 ai_chat_ads=not (opt < 0.05),
@@ -104,6 +110,16 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
             )
         )
     return users
+
+
+def _weighted_sample(rng, items: list[str], weights: list[float], k: int) -> list[str]:
+    """k distinct items, each draw in proportion to its weight among those not yet drawn."""
+    items, weights, picked = list(items), list(weights), []
+    for _ in range(k):
+        i = rng.choices(range(len(items)), weights)[0]
+        picked.append(items.pop(i))
+        weights.pop(i)
+    return picked
 
 
 def _jsonl(path: Path, records) -> int:
