@@ -16,6 +16,7 @@ date's tables and hands them to pure DataFrame functions (`segment_checks`, `rec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from jobs.quality.checks import validation_frame
 
 SUITES_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("critical", "warning")
+DATA_SOURCE = "audience"
 # Counts and aggregate observations only: no partial or full lists of unexpected values.
 RESULT_FORMAT = {
     "result_format": "SUMMARY",
@@ -75,8 +77,9 @@ def load_suite(table: t.Table) -> dict:
     return suite
 
 
-def parameters(spark, cfg: Config, d: dt.date) -> dict:
-    """Values the suites refer to as {"$PARAMETER": name}: conf lists, the date's window, drift bands."""
+def parameters(spark, cfg: Config, d: dt.date, tables=(t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS)) -> dict:
+    """Values the suites refer to as {"$PARAMETER": name}: conf lists, the date's window, and the
+    drift bands of those `tables` whose suites use them (bronze chat and engagement)."""
     tolerance = dt.timedelta(hours=cfg.timestamp_tolerance_hours)
     start = dt.datetime.combine(d, dt.time(), tzinfo=dt.timezone.utc)  # aware: GX hands it to Spark
     params = {
@@ -98,9 +101,10 @@ def parameters(spark, cfg: Config, d: dt.date) -> dict:
     }
     # Drift: accepted rows of the trailing days (a few rows per day from the reconciliation table).
     band = cfg.quality.row_count_band
+    drifting = [table.name for table in tables if table in (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS)]
     trailing = {}
     path = t.INGEST_RECONCILIATION.path(cfg.warehouse)
-    if delta_exists(spark, path):
+    if drifting and delta_exists(spark, path):
         since = d - dt.timedelta(days=cfg.quality.trailing_days)
         trailing = {
             r.dataset: r.mean
@@ -111,7 +115,7 @@ def parameters(spark, cfg: Config, d: dt.date) -> dict:
             .agg(F.avg("accepted").alias("mean"))
             .collect()
         }
-    for dataset in ("chat_messages", "engagement_events"):
+    for dataset in drifting:
         mean = trailing.get(dataset)
         params[f"{dataset}_min_rows"] = int(mean * (1 - band)) if mean else 0
         params[f"{dataset}_max_rows"] = int(mean / (1 - band)) + 1 if mean else 2**62
@@ -129,15 +133,18 @@ def _observed(result: dict, exception: dict | None) -> str:
     return ""
 
 
-def _context(cfg: Config):
+@functools.lru_cache(maxsize=4)
+def _context(data_docs: Path):
+    """GX, its file context and the Spark data source: built once per process (importing GX and
+    loading the context cost seconds, which a gate would otherwise pay per suite)."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    cfg.data_docs.mkdir(parents=True, exist_ok=True)
-    context = gx.get_context(mode="file", project_root_dir=str(cfg.data_docs))
+    data_docs.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(data_docs))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return gx, context
+    return gx, context, context.data_sources.add_or_update_spark(name=DATA_SOURCE)
 
 
 def docs_index(cfg: Config) -> Path:
@@ -158,12 +165,20 @@ def validate(
 ) -> list[Result]:
     """Run the suites of `tables` on the date's rows; record and return the results.
     `frames` replaces a table's validation frame and `select` filters expectations (tests plant
-    violations that way); `data_docs=False` skips the Data Docs update."""
-    gx, context = _context(cfg)
-    source = context.data_sources.add_or_update_spark(name="audience")
-    params = parameters(spark, cfg, d)
+    violations that way); `data_docs=False` skips the Data Docs update.
+
+    One GX run per suite, without a checkpoint: the Data Docs of all the call's results are built
+    once at the end rather than per suite."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    gx, context, source = _context(cfg.data_docs)
+    params = parameters(spark, cfg, d, tables)
     run = gx.RunIdentifier(run_name=f"{run_id}", run_time=dt.datetime.now(dt.timezone.utc))
     results: list[Result] = []
+    stored = []  # the GX resources whose Data Docs pages this call updates
     for table in tables:
         suite_json = load_suite(table)
         expectations = [x for x in suite_json["expectations"] if select is None or select(x)]
@@ -181,33 +196,36 @@ def validate(
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=table.qualified, data=batch, suite=suite)
         )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=table.qualified,
-                validation_definitions=[definition],
-                result_format=RESULT_FORMAT,
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")] if data_docs else [],
-            )
+        outcome = definition.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters=params,
+            result_format=RESULT_FORMAT,
+            run_id=run,
         )
-        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=params, run_id=run)
         frame.unpersist()
-        for suite_result in outcome.run_results.values():
-            for r in suite_result.results:
-                kwargs = r.expectation_config.kwargs
-                column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
-                results.append(
-                    Result(
-                        table.qualified,
-                        r.expectation_config.type,
-                        column,
-                        r.expectation_config.meta["severity"],
-                        bool(r.success),
-                        _observed(r.result or {}, r.exception_info),
-                    )
+        suite_id = ExpectationSuiteIdentifier(name=table.qualified)
+        stored += [
+            suite_id,
+            ValidationResultIdentifier(suite_id, run, batch_identifier=f"{DATA_SOURCE}-{table.qualified}"),
+        ]
+        for r in outcome.results:
+            kwargs = r.expectation_config.kwargs
+            column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
+            results.append(
+                Result(
+                    table.qualified,
+                    r.expectation_config.type,
+                    column,
+                    r.expectation_config.meta["severity"],
+                    bool(r.success),
+                    _observed(r.result or {}, r.exception_info),
                 )
+            )
         if progress:
             failed = sum(not r.success for r in results if r.table == table.qualified)
             progress.note(f"validated {table.qualified}: {len(expectations)} expectations, {failed} failed")
+    if data_docs and stored:
+        context.build_data_docs(resource_identifiers=stored)
     _record(spark, cfg, d, run_id, results, "staging" if staged else "table")
     return results
 
