@@ -33,6 +33,13 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
     return path_exists(spark, f"{path}/_delta_log")
 
 
+def delta_version(spark: SparkSession, path: str) -> int | None:
+    """The table's latest commit version from its log's file names (a listing, no Spark job), or
+    None when there is no table."""
+    commits = glob_paths(spark, f"{path}/_delta_log/[0-9]*.json")
+    return int(commits[-1].rsplit("/", 1)[-1].split(".")[0]) if commits else None
+
+
 def _literal(value) -> str:
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(_literal(v) for v in value) + ")"

@@ -10,6 +10,7 @@ from delta.tables import DeltaTable
 
 from jobs.config import Config
 from jobs.context import RunContext
+from jobs.io import delta_version
 from jobs.progress import Progress
 from jobs.quality.gates import QualityGateError, gate
 from jobs.registry import BY_NAME, STAGES, Stage
@@ -48,12 +49,7 @@ def run_stage(ctx: RunContext, name: str) -> dict:
 
 
 def _versions(ctx: RunContext, tables) -> dict:
-    return {
-        table: DeltaTable.forPath(ctx.spark, table.path(ctx.cfg.warehouse)).history(1).first().version
-        if ctx.exists(table)
-        else None
-        for table in tables
-    }
+    return {table: delta_version(ctx.spark, table.path(ctx.cfg.warehouse)) for table in tables}
 
 
 def _roll_back(ctx: RunContext, versions: dict) -> None:

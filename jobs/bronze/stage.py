@@ -94,7 +94,10 @@ def _prior_keys(spark, cfg: Config, ds: Dataset, logical_date: dt.date):
     )
 
 
-def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, progress: Progress) -> dict:
+def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, progress: Progress):
+    """Classify a dataset's landing rows and write its bronze partition; returns the counts and the
+    quarantine rows (written with the other datasets' in one commit) of a persisted frame that
+    the caller unpersists once they are written."""
     folder = day_folder(cfg, ds.name, params.logical_date)
     counts = dict(dataset=ds.name, read=0, accepted=0, quarantined=0, duplicate=0, erased=0)
     present = path_exists(spark, folder)
@@ -122,48 +125,68 @@ def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, progre
     except Exception as exc:  # unreadable files: name the folder, not a JVM stack
         if "Path does not exist" in str(exc) or "UNABLE_TO_INFER_SCHEMA" in str(exc):
             progress.note(f"{ds.name}: folder holds no {ds.glob} files")
-            return counts
+            return counts, None, None
         raise AudienceError(f"cannot read {folder}: {str(exc).splitlines()[0][:300]}") from exc
     counts.update({k: by_status.get(k, 0) for k in ("accepted", "quarantined", "duplicate", "erased")})
     counts["read"] = sum(by_status.values())
     bronze = to_bronze(rows.where(F.col("status") == STATUS_ACCEPTED), ds, params)
     replace_partition(bronze, ds.table, cfg.warehouse, {"ingest_date": params.logical_date})
-    quarantine = to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params)
-    replace_partition(quarantine, QUARANTINE, cfg.warehouse, {"dataset": ds.name, "ingest_date": params.logical_date})
-    rows.unpersist()
-    return counts
+    return counts, to_quarantine(rows.where(F.col("status") == STATUS_QUARANTINED), ds, params), rows
 
 
-def reconcile(spark, cfg: Config, counts: dict, logical_date: dt.date) -> None:
-    """Read the written partitions back: landing rows must equal bronze + quarantine + duplicates."""
-    if counts["read"] == 0:
-        return
-    ds = next(d for d in DATASETS if d.name == counts["dataset"])
+def reconcile(spark, cfg: Config, results: list[dict], logical_date: dt.date) -> None:
+    """Read the written partitions back (one job for all datasets): landing rows must equal
+    bronze + quarantine + duplicates + erased."""
     date = F.col("ingest_date") == F.lit(logical_date)
-    bronze_rows = spark.read.format("delta").load(ds.table.path(cfg.warehouse)).where(date).count()
-    quarantined = (
+    by_name = {ds.name: ds for ds in DATASETS}
+    written = [r for r in results if r["read"]]
+    if not written:
+        return
+    frames = [
+        spark.read.format("delta")
+        .load(by_name[r["dataset"]].table.path(cfg.warehouse))
+        .where(date)
+        .select(F.lit(r["dataset"]).alias("dataset"), F.lit("bronze").alias("stored"))
+        for r in written
+    ]
+    frames.append(
         spark.read.format("delta")
         .load(QUARANTINE.path(cfg.warehouse))
-        .where(date & (F.col("dataset") == ds.name))
-        .count()
+        .where(date)
+        .select("dataset", F.lit("quarantine").alias("stored"))
     )
-    total = bronze_rows + quarantined + counts["duplicate"] + counts["erased"]
-    if bronze_rows != counts["accepted"] or quarantined != counts["quarantined"] or total != counts["read"]:
-        raise AudienceError(
-            f"{ds.name} {logical_date}: counts do not reconcile: landing {counts['read']} != bronze {bronze_rows}"
-            f" + quarantine {quarantined} + duplicates {counts['duplicate']} + erased {counts['erased']}"
-        )
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.unionByName(frame)
+    found = {(r.dataset, r.stored): r["count"] for r in union.groupBy("dataset", "stored").count().collect()}
+    for counts in written:
+        name = counts["dataset"]
+        bronze_rows, quarantined = found.get((name, "bronze"), 0), found.get((name, "quarantine"), 0)
+        total = bronze_rows + quarantined + counts["duplicate"] + counts["erased"]
+        if bronze_rows != counts["accepted"] or quarantined != counts["quarantined"] or total != counts["read"]:
+            raise AudienceError(
+                f"{name} {logical_date}: counts do not reconcile: landing {counts['read']} != bronze {bronze_rows}"
+                f" + quarantine {quarantined} + duplicates {counts['duplicate']} + erased {counts['erased']}"
+            )
 
 
 def run_ingest(spark, cfg: Config, params: IngestParams, run_id: str, progress: Progress) -> list[dict]:
     """Ingest the five datasets for one logical date; returns per-dataset counts."""
-    results = []
+    results, quarantined, persisted = [], [], []
     for ds in DATASETS:
         with progress.stage(f"ingest {ds.name}") as stage:
-            counts = ingest_dataset(spark, cfg, ds, params, progress)
-            reconcile(spark, cfg, counts, params.logical_date)
+            counts, quarantine, rows = ingest_dataset(spark, cfg, ds, params, progress)
             stage.rows = counts["read"]
         results.append(counts)
+        quarantined += [quarantine] if quarantine is not None else []
+        persisted += [rows] if rows is not None else []
+    union = spark.createDataFrame([], QUARANTINE.schema)
+    for frame in quarantined:
+        union = union.unionByName(frame)
+    replace_partition(union, QUARANTINE, cfg.warehouse, {"ingest_date": params.logical_date})
+    for rows in persisted:
+        rows.unpersist()
+    reconcile(spark, cfg, results, params.logical_date)
     recon = spark.createDataFrame(
         [
             (

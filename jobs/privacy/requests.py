@@ -106,9 +106,12 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
         for clause in wanted:
             frame = spark.read.format("delta").load(path).alias("t")
             hits = frame.join(F.broadcast(sources[clause.source].alias("s")), F.expr(clause.condition()), "inner")
-            for row in hits.groupBy("s.request_id").count().collect():  # one row per request
+            counted = hits.groupBy("s.request_id").count().collect()  # one row per request
+            for row in counted:
                 per_table = removed[row.request_id]
                 per_table[table.qualified] = per_table.get(table.qualified, 0) + row["count"]
+            if not counted:  # nothing of tonight's requests in this table: no commit
+                continue
             if table is t.CHAT_TOPICS and set(clause.scopes) & set(ID_SCOPES):
                 # the chat part of those dates' daily aggregates is rebuilt below (few dates)
                 chat_dates |= {r.signal_date for r in hits.select("t.signal_date").distinct().collect()}
