@@ -3,7 +3,7 @@ stage`, the Airflow DAG and the quality gates read it; nothing else lists stages
 
 Per stage: the function that runs it (`module:function`, imported when the stage runs, so that the
 DAG reads this file without loading Spark), the tables it writes, the tables whose suites gate it,
-what a failed gate rolls back, and its Airflow shape. Adding a stage is an entry here
+what a failed gate rolls back, and its Airflow task's timeout. Adding a stage is an entry here
 and the stage's own module.
 """
 
@@ -27,7 +27,6 @@ class Stage:
     # back rows tonight's erasures deleted from earlier partitions.
     rollback: tuple[t.Table, ...] = ()
     rows: str = ""  # the result's key counted as the stage's rows
-    per_region: bool = False  # Airflow maps it over the configured regions
     publishes: bool = False  # its gold tables are the DAG's assets, updated when it succeeds
     timeout_minutes: int = 30
     doc: str = ""
@@ -87,7 +86,6 @@ STAGES = (
         "segments",
         "jobs.gold.stage:segments",
         rows="published_members",
-        per_region=True,
         writes=(t.SEGMENTS_STAGING, t.CATALOG_STAGING),
         doc="Members and catalog rows of the regions into staging; nothing visible yet.",
     ),

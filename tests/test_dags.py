@@ -133,4 +133,4 @@ def test_nightly_dag_has_one_task_per_stage(tmp_path):
         [sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env, timeout=120
     )
     dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
-    assert dag["tasks"] == ["ingest", "interests", "privacy", "publish", "regions", "segments", "signals"]
+    assert dag["tasks"] == ["ingest", "interests", "privacy", "publish", "segments", "signals"]
