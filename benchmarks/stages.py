@@ -45,6 +45,7 @@ def landing_for(args, root: Path, topic_ids: list[str]) -> Path:
             messages_per_day=args.messages,
             events_per_day=args.events,
             users=args.users,
+            topic_skew=1.0,
         )
         generate(landing, opts, topic_ids)
         (landing / "_generator" / "complete").touch()

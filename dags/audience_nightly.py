@@ -12,7 +12,8 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
   retries, clears and backfills are idempotent.
 * **Segments** builds every region in one application: mapping it per region cost a `spark-submit`
   (JVM, imports, Delta log reads) per region for seconds of work each (measured: nine mapped tasks
-  took 160 s; one task for all nine regions takes 35 s at `make demo`'s size). `audience stage segments --region R` re-runs one region.
+  took 160 s; one task for all nine regions takes 35 s at `make demo`'s size).
+  `audience stage segments --region R` re-runs one region.
   **Publish** commits members then the catalog (the publication point) and updates the
   `gold.audience_segments` / `gold.segment_catalog` assets.
 * **Secrets**: the pseudonymization key comes from the worker's `AUDIENCE_PSEUDONYM_KEY` or the

@@ -17,7 +17,7 @@ export AUDIENCE_LANDING="$repo/landing" AUDIENCE_WAREHOUSE="$repo/warehouse"
 # DAG tasks refuse the development key: the demo sets its own (a real deployment sets a secret).
 export AUDIENCE_PSEUDONYM_KEY="${AUDIENCE_PSEUDONYM_KEY:-demo-only-key-$(hostname)}"
 .venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" \
-  --messages "$messages" --users "$users" --events "$events"
+  --messages "$messages" --users "$users" --events "$events" --topic-skew 1
 for n in $(seq 0 $((days - 1))); do
   day=$(date -u -d "$start + $n day" +%F)
   echo "== airflow dags test audience_nightly $day (log: airflow_home/demo-$day.log)"

@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=int, default=20_000, help="chat messages per day")
     p.add_argument("--users", type=int, help="user base (default: one per 8 messages, at least 300)")
     p.add_argument("--events", type=int, help="engagement events per day (default: half the messages)")
+    p.add_argument("--topic-skew", type=float, default=0.0, help="interest popularity 1/rank**skew (0: uniform)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--bad-rate", type=float, default=0.01)
     p.add_argument("--duplicate-rate", type=float, default=0.01)

@@ -22,6 +22,7 @@ def cmd_generate(args, progress):
         messages_per_day=args.messages,
         users=args.users,
         events_per_day=args.events,
+        topic_skew=args.topic_skew,
         seed=args.seed,
         bad_rate=args.bad_rate,
         duplicate_rate=args.duplicate_rate,

@@ -62,9 +62,9 @@ class GenerateOptions:
     late_rate: float = 0.05
     users: int | None = None  # default: one user per 8 messages of a day (at least 300)
     events_per_day: int | None = None  # default: half the messages
-    # Interest popularity falls with a topic's rank as 1 / rank ** topic_skew (0 = uniform), so that a
-    # few topics reach most users and the tail stays small, as on a real platform.
-    topic_skew: float = 1.0
+    # Interest popularity falls with a topic's rank as 1 / rank ** topic_skew, so that a few topics
+    # reach most users and the tail stays small, as on a real platform. 0: uniform (the tests' data).
+    topic_skew: float = 0.0
 
 
 @dataclass
@@ -83,7 +83,7 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
     rng = random.Random(f"{opts.seed}-users")
     n = opts.users or max(300, opts.messages_per_day // 8)
     countries, weights = zip(*COUNTRY_WEIGHTS.items())
-    ranked = rng.sample(topic_ids, len(topic_ids))  # popularity order, seeded
+    ranked = random.Random(f"{opts.seed}-popularity").sample(topic_ids, len(topic_ids))
     popularity = [1 / (rank + 1) ** opts.topic_skew for rank in range(len(ranked))]
     users = []
     for i in range(n):
@@ -102,7 +102,9 @@ def make_users(opts: GenerateOptions, topic_ids: list[str]) -> list[User]:
                 user_id=f"u{rng.getrandbits(40):012d}{i}",
                 country=country,
                 lang=corpus.LANG_BY_COUNTRY.get(country, "en"),
-                interests=_weighted_sample(rng, ranked, popularity, rng.randint(2, 4)),
+                interests=_weighted_sample(rng, ranked, popularity, rng.randint(2, 4))
+                if opts.topic_skew
+                else rng.sample(topic_ids, rng.randint(2, 4)),
                 birth_year=birth_year,
                 has_profile=rng.random() > 0.03,
                 ai_chat_ads=not (opt < 0.05),
