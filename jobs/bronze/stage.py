@@ -6,6 +6,7 @@ reads them back to reconcile: `landing rows = bronze + quarantined + duplicates 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 
 from pyspark import StorageLevel
@@ -137,11 +138,11 @@ def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, progre
 def reconcile(spark, cfg: Config, results: list[dict], logical_date: dt.date) -> None:
     """Read the written partitions back (one job for all datasets): landing rows must equal
     bronze + quarantine + duplicates + erased."""
-    date = F.col("ingest_date") == F.lit(logical_date)
-    by_name = {ds.name: ds for ds in DATASETS}
     written = [r for r in results if r["read"]]
     if not written:
         return
+    date = F.col("ingest_date") == F.lit(logical_date)
+    by_name = {ds.name: ds for ds in DATASETS}
     frames = [
         spark.read.format("delta")
         .load(by_name[r["dataset"]].table.path(cfg.warehouse))
@@ -155,9 +156,7 @@ def reconcile(spark, cfg: Config, results: list[dict], logical_date: dt.date) ->
         .where(date)
         .select("dataset", F.lit("quarantine").alias("stored"))
     )
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.unionByName(frame)
+    union = functools.reduce(DataFrame.unionByName, frames)
     found = {(r.dataset, r.stored): r["count"] for r in union.groupBy("dataset", "stored").count().collect()}
     for counts in written:
         name = counts["dataset"]
@@ -180,9 +179,7 @@ def run_ingest(spark, cfg: Config, params: IngestParams, run_id: str, progress: 
         results.append(counts)
         quarantined += [quarantine] if quarantine is not None else []
         persisted += [rows] if rows is not None else []
-    union = spark.createDataFrame([], QUARANTINE.schema)
-    for frame in quarantined:
-        union = union.unionByName(frame)
+    union = functools.reduce(DataFrame.unionByName, quarantined, spark.createDataFrame([], QUARANTINE.schema))
     replace_partition(union, QUARANTINE, cfg.warehouse, {"ingest_date": params.logical_date})
     for rows in persisted:
         rows.unpersist()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
@@ -53,9 +54,7 @@ def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
         )
     if not found:
         return spark.createDataFrame([], "request_id string, conversation_id string")
-    union = found[0]
-    for frame in found[1:]:
-        union = union.unionByName(frame)
+    union = functools.reduce(DataFrame.unionByName, found)
     return union.where(F.col("conversation_id").isNotNull()).distinct().localCheckpoint(eager=True)
 
 
