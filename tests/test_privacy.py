@@ -43,6 +43,11 @@ def _redact(spark, texts, country):
         ("llámame al 612 345 678", "ES", "llámame al [PHONE]"),
         ("chiamami al 333 123 4567", "IT", "chiamami al [PHONE]"),
         ("zadzwoń +48 601 234 567", "PL", "zadzwoń [PHONE]"),
+        # A mobile of another country, written as it is there, by a sender elsewhere.
+        ("ruf Giulia an: 333 123 4567", "DE", "ruf Giulia an: [PHONE]"),
+        ("el de Paula es 06 12 34 56 78", "ES", "el de Paula es [PHONE]"),
+        ("text Jan on 0612345678", "GB", "text Jan on [PHONE]"),
+        ("numer Kasi w Berlinie 0151 23456789", "PL", "numer Kasi w Berlinie [PHONE]"),
         ("card 4111 1111 1111 1111 please", "US", "card [CARD] please"),
         ("card 4111 1111 1111 1111 12/27 cvv 123", "US", "card [CARD] 12/27 cvv 123"),
         ("carte 4111.1111.1111.1111", "FR", "carte [CARD]"),

@@ -123,12 +123,20 @@ def redact_phones(texts, regions):
     """Replace every phone number libphonenumber finds (valid for the sender's region, or any number
     written in international form) by the placeholder. Plain Python over pandas Series."""
     import phonenumbers
-    from phonenumbers import Leniency, PhoneNumberMatcher
+    from phonenumbers import Leniency, PhoneNumberMatcher, PhoneNumberType
 
     def spans(text: str, region: str | None):
         found = []
         for code in [region] if region else list(FALLBACK_REGIONS):
             found += [(m.start, m.end) for m in PhoneNumberMatcher(text, code, leniency=Leniency.VALID)]
+        # A mobile number of another country written as that country groups it (an Italian
+        # "333 123 4567" sent from Germany): mobile ranges are narrow, the grouping must match.
+        for code in FALLBACK_REGIONS if region else ():
+            found += [
+                (m.start, m.end)
+                for m in PhoneNumberMatcher(text, code, leniency=Leniency.EXACT_GROUPING)
+                if code != region and phonenumbers.number_type(m.number) == PhoneNumberType.MOBILE
+            ]
         # "+CC ...": the writer says it is a phone number; a possible one is enough.
         found += [
             (m.start, m.end)
