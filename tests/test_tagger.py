@@ -13,8 +13,8 @@ from jobs.silver.tagger_eval import score
 from jobs.silver.tagger_train import Settings, evaluate, tag_records, train
 
 # What the configured model measured on the test split when it was trained (models/tagger/*/
-# manifest.json), rounded down: a change that makes detection worse fails here.
-SENSITIVE_RECALL_FLOOR = 0.91
+# manifest.json), rounded down (the ceiling up): a change that makes detection worse fails here.
+SENSITIVE_RECALL_FLOOR = 0.92
 FALSE_POSITIVE_CEILING = 0.18
 TOPIC_F1_FLOOR = 0.63
 
