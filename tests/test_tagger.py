@@ -16,7 +16,7 @@ from jobs.silver.tagger_train import Settings, evaluate, tag_records, train
 # manifest.json), rounded down (the ceiling up): a change that makes detection worse fails here.
 SENSITIVE_RECALL_FLOOR = 0.92
 FALSE_POSITIVE_CEILING = 0.18
-TOPIC_F1_FLOOR = 0.63
+TOPIC_F1_FLOOR = 0.62
 
 
 @pytest.fixture(scope="module")

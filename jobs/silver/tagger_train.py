@@ -30,7 +30,7 @@ from jobs.silver.tagger_eval import score
 @dataclass(frozen=True)
 class Settings:
     num_features: int = 1 << 16
-    char_ngrams: tuple[int, ...] = (3, 4, 5)
+    char_ngrams: tuple[int, ...] = (4,)
     reg_param: float = 0.001
     max_iter: int = 100
     # A label's training rows weigh up to this many times a row of "none of them" (labels are rare).
