@@ -54,8 +54,8 @@ def hmac_sha256_hex(message: Column, key: bytes) -> Column:
 # --- PII redaction -------------------------------------------------------------------------------
 # Emails, IBANs (ISO 13616 mod-97) and cards (Luhn) are found and checked natively. Phone numbers
 # are recognised by Google's libphonenumber (`phonenumbers`) with the sender's country as the
-# region, on the few texts a native prefilter finds a run of 7+ digits in (a vectorized UDF that
-# receives null for every other row).
+# region (mobiles: every supported country), on the few texts a native prefilter finds a run of
+# 7+ digits in (a vectorized UDF that receives null for every other row).
 EMAIL_RE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 IBAN_CANDIDATE_RE = r"(?i)\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
 # 4-4-4-4(-3) with one separator kind (space, dash, dot or none), Amex 4-6-5, or 13-19 digits.
@@ -120,8 +120,9 @@ def _replace_valid(text: Column, pattern: str, valid, placeholder: str, trim: st
 
 
 def redact_phones(texts, regions):
-    """Replace every phone number libphonenumber finds (valid for the sender's region, or any number
-    written in international form) by the placeholder. Plain Python over pandas Series."""
+    """Replace every phone number libphonenumber finds (valid for the sender's region, a mobile of
+    another supported country in its own grouping, or any number written in international form) by
+    the placeholder. Plain Python over pandas Series."""
     import phonenumbers
     from phonenumbers import Leniency, PhoneNumberMatcher, PhoneNumberType
 
