@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 
 import pandas as pd
 from pyspark.sql import Column
@@ -132,7 +133,11 @@ def redact_phones(texts, regions):
             found += [(m.start, m.end) for m in PhoneNumberMatcher(text, code, leniency=Leniency.VALID)]
         # A mobile number of another country written as that country groups it (an Italian
         # "333 123 4567" sent from Germany): mobile ranges are narrow, the grouping must match.
-        for code in FALLBACK_REGIONS if region else ():
+        # Tried only when a run of digits is left outside what the sender's region found.
+        rest = list(text)
+        for start, end in found:
+            rest[start:end] = " " * (end - start)
+        for code in FALLBACK_REGIONS if region and re.search(PHONE_CANDIDATE_RE, "".join(rest)) else ():
             found += [
                 (m.start, m.end)
                 for m in PhoneNumberMatcher(text, code, leniency=Leniency.EXACT_GROUPING)
