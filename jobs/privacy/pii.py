@@ -137,11 +137,12 @@ def redact_phones(texts, regions):
         rest = list(text)
         for start, end in found:
             rest[start:end] = " " * (end - start)
-        for code in FALLBACK_REGIONS if region and re.search(PHONE_CANDIDATE_RE, "".join(rest)) else ():
+        others = [c for c in FALLBACK_REGIONS if c != region] if region else []
+        for code in others if re.search(PHONE_CANDIDATE_RE, "".join(rest)) else ():
             found += [
                 (m.start, m.end)
                 for m in PhoneNumberMatcher(text, code, leniency=Leniency.EXACT_GROUPING)
-                if code != region and phonenumbers.number_type(m.number) == PhoneNumberType.MOBILE
+                if phonenumbers.number_type(m.number) == PhoneNumberType.MOBILE
             ]
         # "+CC ...": the writer says it is a phone number; a possible one is enough.
         found += [
