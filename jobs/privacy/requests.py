@@ -95,34 +95,51 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
         REQUESTS: requests,
         OWNED: _owned_conversations(spark, cfg, requests).join(requests, on="request_id", how="inner"),
     }
-    removed = {r.request_id: {} for r in tonight}
-    chat_dates: set[dt.date] = set()
+    # Per table, what tonight's scopes erase there (one condition: a MERGE and a count per table,
+    # not per scope). A row covered by two of tonight's requests counts for each.
+    targets = []
     for table in t.ALL_TABLES:
-        path = table.path(cfg.warehouse)
         wanted = [c for c in clauses(table) if scopes & set(c.scopes)]
-        if not wanted or not delta_exists(spark, path):
+        if wanted and delta_exists(spark, table.path(cfg.warehouse)):
+            targets.append((table, sources[wanted[0].source], " OR ".join(f"({c.condition()})" for c in wanted)))
+    # One job counts every table's hits per request, with the dates of the chat topics that message
+    # and conversation requests remove (their daily aggregates are rebuilt): bounded by tonight's
+    # requests, so collected.
+    no_dates = F.array().cast("array<date>")
+    counts = [
+        spark.read.format("delta")
+        .load(table.path(cfg.warehouse))
+        .alias("t")
+        .join(F.broadcast(source.alias("s")), F.expr(condition), "inner")
+        .groupBy("s.request_id")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.collect_set(F.when(F.col("s.scope").isin(*ID_SCOPES), F.col("t.signal_date")))
+            if table is t.CHAT_TOPICS
+            else F.first(no_dates),
+        )
+        .toDF("request_id", "n", "dates")
+        .select(F.lit(table.qualified).alias("table"), "*")
+        for table, source, condition in targets
+    ]
+    hits = functools.reduce(DataFrame.unionByName, counts).collect() if counts else []
+    removed = {r.request_id: {} for r in tonight}
+    for row in hits:
+        removed[row.request_id][row.table] = row.n
+    chat_dates: set[dt.date] = {d for row in hits for d in row.dates}
+    touched = {row.table for row in hits}
+    for table, source, condition in targets:
+        if table.qualified not in touched:  # nothing of tonight's requests in this table: no commit
             continue
-        for clause in wanted:
-            frame = spark.read.format("delta").load(path).alias("t")
-            hits = frame.join(F.broadcast(sources[clause.source].alias("s")), F.expr(clause.condition()), "inner")
-            counted = hits.groupBy("s.request_id").count().collect()  # one row per request
-            for row in counted:
-                per_table = removed[row.request_id]
-                per_table[table.qualified] = per_table.get(table.qualified, 0) + row["count"]
-            if not counted:  # nothing of tonight's requests in this table: no commit
-                continue
-            if table is t.CHAT_TOPICS and set(clause.scopes) & set(ID_SCOPES):
-                # the chat part of those dates' daily aggregates is rebuilt below (few dates)
-                chat_dates |= {r.signal_date for r in hits.select("t.signal_date").distinct().collect()}
-            # A MERGE joined on columns, not DELETE ... IN (ids): the commit log keeps a DELETE's
-            # predicate with its literals, so the erased ids would outlive the rows in _delta_log.
-            (
-                DeltaTable.forPath(spark, path)
-                .alias("t")
-                .merge(sources[clause.source].alias("s"), clause.condition())
-                .whenMatchedDelete()
-                .execute()
-            )
+        # A MERGE joined on columns, not DELETE ... IN (ids): the commit log keeps a DELETE's
+        # predicate with its literals, so the erased ids would outlive the rows in _delta_log.
+        (
+            DeltaTable.forPath(spark, table.path(cfg.warehouse))
+            .alias("t")
+            .merge(source.alias("s"), condition)
+            .whenMatchedDelete()
+            .execute()
+        )
     applied_at = dt.datetime.now(dt.timezone.utc)  # after every delete commit: maintenance's VACUUM clock
     entries = spark.createDataFrame(
         [
