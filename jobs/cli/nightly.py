@@ -215,8 +215,12 @@ def cmd_stage(args, progress):
 
     from jobs.context import RunContext
     from jobs.pipeline import run_stage
+    from jobs.quality.gates import import_gx_in_background
+    from jobs.registry import BY_NAME
 
     cfg = config_of(args)
+    if BY_NAME[args.stage].gate:
+        import_gx_in_background()
     spark = session(cfg, f"audience-{args.stage}-{args.date}")
     ctx = RunContext.start(spark, cfg, args.date, progress, args.run_id, regions=args.region)
     result = run_stage(ctx, args.stage)

@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,13 +134,26 @@ def _observed(result: dict, exception: dict | None) -> str:
     return ""
 
 
+def _import_gx():
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # else ~200 info lines
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    return gx, ProgressBarsConfig
+
+
+def import_gx_in_background() -> None:
+    """Import GX in a thread: a process that runs one stage (an Airflow task) overlaps those
+    seconds with the JVM's start instead of paying them at its gate (Python's import lock makes the
+    gate wait for the thread's import rather than repeat it)."""
+    threading.Thread(target=_import_gx, name="import-gx", daemon=True).start()
+
+
 @functools.lru_cache(maxsize=4)
 def _context(data_docs: Path):
     """GX, its file context and the Spark data source: built once per process (importing GX and
     loading the context cost seconds, which a gate would otherwise pay per suite)."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    gx, ProgressBarsConfig = _import_gx()
 
     data_docs.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(data_docs))
