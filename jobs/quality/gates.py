@@ -145,8 +145,9 @@ def _import_gx():
 def import_gx_in_background() -> None:
     """Import GX in a thread: a process that runs one stage (an Airflow task) overlaps those
     seconds with the JVM's start instead of paying them at its gate (Python's import lock makes the
-    gate wait for the thread's import rather than repeat it)."""
-    threading.Thread(target=_import_gx, name="import-gx", daemon=True).start()
+    gate wait for the thread's import rather than repeat it). Not a daemon: a stage that fails
+    early exits after the import, never in the middle of one."""
+    threading.Thread(target=_import_gx, name="import-gx").start()
 
 
 @functools.lru_cache(maxsize=4)
