@@ -105,7 +105,6 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
     # One job counts every table's hits per request, with the dates of the chat topics that message
     # and conversation requests remove (their daily aggregates are rebuilt): bounded by tonight's
     # requests, so collected.
-    no_dates = F.array().cast("array<date>")
     counts = [
         spark.read.format("delta")
         .load(table.path(cfg.warehouse))
@@ -114,9 +113,12 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
         .groupBy("s.request_id")
         .agg(
             F.count(F.lit(1)).alias("n"),
-            F.collect_set(F.when(F.col("s.scope").isin(*ID_SCOPES), F.col("t.signal_date")))
-            if table is t.CHAT_TOPICS
-            else F.first(no_dates),
+            F.collect_set(
+                F.when(
+                    F.col("s.scope").isin(*ID_SCOPES),
+                    F.col("t.signal_date") if table is t.CHAT_TOPICS else F.lit(None).cast("date"),
+                )
+            ),
         )
         .toDF("request_id", "n", "dates")
         .select(F.lit(table.qualified).alias("table"), "*")
