@@ -7,8 +7,8 @@ the next change can be compared with this one. Not part of the test suite.
 
 Sample landing data of `history-days + 1` days is generated once per size under the work folder
 (kept for the next call); the warehouse starts empty, the history nights run untimed, then the
-measured night. `--airflow` runs the same date again through the nightly DAG (`airflow dags test`,
-one `spark-submit` per stage) and reports its wall time beside the command line's.
+measured night. `--airflow` runs the same date again through the nightly DAG (`airflow dags test`:
+its own engine, each stage a process joining it) and reports its wall time beside the command line's.
 """
 
 from __future__ import annotations

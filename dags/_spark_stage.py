@@ -1,12 +1,19 @@
-"""Shared by the audience DAG files: how a stage is submitted to Spark (not a DAG itself)."""
+"""Shared by the audience DAG files: how a stage reaches Spark (not a DAG itself).
+
+Nightly stages run in a warm engine that the run starts and stops (`engine_tasks`), each stage a
+Spark Connect client; maintenance submits its own applications (`spark_stage`). Either way the
+master comes from the `spark_default` connection."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
+import sys
 from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.bash import BashOperator
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
@@ -24,6 +31,10 @@ ROOTS = ["--profile", PROFILE] + [
     if os.environ.get(key)
     for arg in (flag, os.environ[key])
 ]
+KEY_TEMPLATE = (
+    "{% set c = conn.get('audience_pseudonym') %}"
+    "{{ c.password if c else var.value.get('audience_pseudonym_secret', '') }}"
+)
 SUBMIT = {
     "conn_id": "spark_default",
     "application": ENTRYPOINT,
@@ -35,8 +46,7 @@ SUBMIT = {
     # The key reaches spark-submit at run time from the connection `audience_pseudonym` (its
     # password) or else the Variable `audience_pseudonym_secret`, both masked; never from a DAG file.
     "env_vars": {
-        "AUDIENCE_PSEUDONYM_KEY_AIRFLOW": "{% set c = conn.get('audience_pseudonym') %}"
-        "{{ c.password if c else var.value.get('audience_pseudonym_secret', '') }}",
+        "AUDIENCE_PSEUDONYM_KEY_AIRFLOW": KEY_TEMPLATE,
         "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
     },
 }
@@ -58,5 +68,61 @@ def spark_stage(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) 
         name=f"audience-{task_id}",
         execution_timeout=timeout,
         **SUBMIT,
+        **kwargs,
+    )
+
+
+# The command line of the worker's own interpreter (the venv with this package), and the master of
+# `spark_default` as spark-submit would build it (host, then :port when the connection has one).
+AUDIENCE = [sys.executable, "-m", "jobs.cli", *ROOTS]
+MASTER = "{% set c = conn.spark_default %}{{ c.host }}{{ (':' ~ c.port) if c.port else '' }}"
+# A long-lived engine the deployment runs (`audience engine start`, or a Spark Connect server built
+# with this package's settings): with AUDIENCE_ENGINE set, runs use it and start none of their own.
+SHARED_ENGINE = os.environ.get("AUDIENCE_ENGINE")
+ENGINE_URL = SHARED_ENGINE or "{{ ti.xcom_pull(task_ids='engine_start') }}"
+ENV = {
+    "AUDIENCE_PSEUDONYM_KEY_AIRFLOW": KEY_TEMPLATE,
+    "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+    "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+}
+
+
+def _command(args: list[str]) -> str:
+    return " ".join(arg if "{{" in arg else shlex.quote(arg) for arg in [*AUDIENCE, *args])
+
+
+def engine_tasks(timeout: dt.timedelta) -> list[BashOperator]:
+    """[start, stop]: a setup task that starts the run's engine on `spark_default`'s master and
+    pushes its URL, and the teardown that stops it whether the stages succeed or not; none when
+    the deployment shares one engine (AUDIENCE_ENGINE)."""
+    if SHARED_ENGINE:
+        return []
+    start = BashOperator(
+        task_id="engine_start",
+        bash_command=_command(["engine", "start", "--master", MASTER]),
+        env=ENV,
+        append_env=True,
+        execution_timeout=timeout,
+        doc_md="Starts the run's warm Spark engine (`audience engine start`); its last line, the URL, goes to XCom.",
+    )
+    stop = BashOperator(
+        task_id="engine_stop",
+        bash_command=_command(["engine", "stop", "--url", ENGINE_URL]),
+        env=ENV,
+        append_env=True,
+        execution_timeout=timeout,
+        doc_md="Stops the run's engine, whatever became of the stages.",
+    )
+    return [start.as_setup(), stop.as_teardown(setups=start)]
+
+
+def engine_stage(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) -> BashOperator:
+    """A stage run in the run's engine: `audience stage ... --engine URL` (a Spark Connect client)."""
+    return BashOperator(
+        task_id=task_id,
+        bash_command=_command([*args, "--engine", ENGINE_URL]),
+        env=ENV,
+        append_env=True,
+        execution_timeout=timeout,
         **kwargs,
     )

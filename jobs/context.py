@@ -55,7 +55,7 @@ class RunContext:
         )
 
     def exists(self, table: Table) -> bool:
-        return delta_exists(self.spark, table.path(self.cfg.warehouse))
+        return delta_exists(table.path(self.cfg.warehouse))
 
     def read(self, table: Table) -> DataFrame | None:
         """The table's rows; when it was never written, an empty frame of its declared schema (or None)."""

@@ -1,10 +1,17 @@
-"""Storage helpers shared by jobs: existence checks through Hadoop's FileSystem (local or object
-storage alike) and idempotent Delta writes that replace exactly the partitions a run owns."""
+"""Storage helpers shared by jobs: existence checks through Arrow's file systems (local or object
+storage alike; no JVM call, so Spark Connect sessions can use them), idempotent Delta writes that
+replace exactly the partitions a run owns, and Delta commands in SQL (Delta's Python API needs a
+plug-in under Spark Connect)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
+import uuid
 
+from fsspec.implementations.arrow import ArrowFSWrapper
+from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType
 
@@ -12,37 +19,48 @@ from jobs.errors import AudienceError
 from jobs.tables import Table
 
 
-def _fs_path(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+@functools.lru_cache(maxsize=8)
+def _filesystem(scheme: str, bucket: str) -> ArrowFSWrapper:
+    if scheme in ("", "file"):
+        return ArrowFSWrapper(pafs.LocalFileSystem())
+    arrow_fs, _ = pafs.FileSystem.from_uri(f"{'s3' if scheme == 's3a' else scheme}://{bucket}")
+    return ArrowFSWrapper(arrow_fs)
 
 
-def path_exists(spark: SparkSession, path: str) -> bool:
-    fs, hpath = _fs_path(spark, path)
-    return bool(fs.exists(hpath))
+def _fs(path: str):
+    """(fsspec view of the path's Arrow file system, the path inside it, the prefix of what it lists).
+    Python-side, so it works over Spark Connect as well as in a classic session; `s3a://` is S3."""
+    scheme, _, rest = str(path).rpartition("://")
+    if scheme in ("", "file"):
+        return _filesystem("", ""), os.path.abspath(rest), ""
+    return _filesystem(scheme, rest.split("/", 1)[0]), rest, f"{scheme}://"
 
 
-def glob_paths(spark: SparkSession, pattern: str) -> list[str]:
-    """Paths matching a Hadoop glob (local or object storage alike), sorted."""
-    fs, hpath = _fs_path(spark, pattern)
-    return sorted(str(status.getPath().toString()) for status in (fs.globStatus(hpath) or []))
+def path_exists(path: str) -> bool:
+    fs, inner, _ = _fs(path)
+    return bool(fs.exists(inner))
 
 
-def delta_exists(spark: SparkSession, path: str) -> bool:
-    return path_exists(spark, f"{path}/_delta_log")
+def glob_paths(pattern: str) -> list[str]:
+    """Paths matching a glob (local or object storage alike), sorted."""
+    fs, inner, prefix = _fs(pattern)
+    return sorted(prefix + p for p in fs.glob(inner))
 
 
-def delta_version(spark: SparkSession, path: str) -> int | None:
+def delta_exists(path: str) -> bool:
+    return path_exists(f"{path}/_delta_log")
+
+
+def delta_version(path: str) -> int | None:
     """The table's latest commit version from its log's file names (a listing, no Spark job), or
     None when there is no table."""
-    commits = glob_paths(spark, f"{path}/_delta_log/[0-9]*.json")
+    commits = glob_paths(f"{path}/_delta_log/[0-9]*.json")
     return int(commits[-1].rsplit("/", 1)[-1].split(".")[0]) if commits else None
 
 
-def _literal(value) -> str:
+def sql_literal(value) -> str:
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_literal(v) for v in value) + ")"
+        return "(" + ", ".join(sql_literal(v) for v in value) + ")"
     if isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()
     return "'" + str(value).replace("'", "''") + "'"
@@ -50,7 +68,7 @@ def _literal(value) -> str:
 
 def predicate(values: dict) -> str:
     return " AND ".join(
-        f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {_literal(value)}"
+        f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {sql_literal(value)}"
         for column, value in values.items()
     )
 
@@ -80,3 +98,23 @@ def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -
         .partitionBy(*table.partition_by)
         .save(table.path(warehouse))
     )
+
+
+def merge_into(source: DataFrame, path: str, on: str, actions: str) -> None:
+    """MERGE INTO the Delta table at `path` (alias t) from `source` (alias s) in SQL, so that a Spark
+    Connect session (which lacks Delta's Python API without a plug-in) runs it like a classic one."""
+    view = f"merge_source_{uuid.uuid4().hex}"
+    source.createOrReplaceTempView(view)
+    try:
+        source.sparkSession.sql(f"MERGE INTO delta.`{path}` AS t USING {view} AS s ON {on} {actions}")
+    finally:
+        source.sparkSession.catalog.dropTempView(view)
+
+
+def restore(spark: SparkSession, path: str, version: int | None) -> None:
+    """Put the table back at `version` (None: it was created afterwards, so empty it); a no-op when
+    it is there already."""
+    if version is None:
+        spark.sql(f"DELETE FROM delta.`{path}`")
+    elif spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first().version != version:
+        spark.sql(f"RESTORE TABLE delta.`{path}` TO VERSION AS OF {int(version)}")

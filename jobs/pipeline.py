@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from delta.tables import DeltaTable
-
 from jobs.config import Config
 from jobs.context import RunContext
-from jobs.io import delta_version
+from jobs.io import delta_version, restore
 from jobs.progress import Progress
 from jobs.quality.gates import QualityGateError, gate
 from jobs.registry import BY_NAME, STAGES, Stage
@@ -49,18 +47,14 @@ def run_stage(ctx: RunContext, name: str) -> dict:
 
 
 def _versions(ctx: RunContext, tables) -> dict:
-    return {table: delta_version(ctx.spark, table.path(ctx.cfg.warehouse)) for table in tables}
+    return {table: delta_version(table.path(ctx.cfg.warehouse)) for table in tables}
 
 
 def _roll_back(ctx: RunContext, versions: dict) -> None:
     for table, version in versions.items():
         if not ctx.exists(table):
             continue
-        current = DeltaTable.forPath(ctx.spark, table.path(ctx.cfg.warehouse))
-        if version is None:  # created by this stage: nothing earlier to restore, so empty it
-            current.delete()
-        elif current.history(1).first().version != version:
-            current.restoreToVersion(version)
+        restore(ctx.spark, table.path(ctx.cfg.warehouse), version)
 
 
 def run_date(

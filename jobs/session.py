@@ -38,8 +38,16 @@ def check_java() -> None:
         raise AudienceError("Java 17 is required: no `java` on PATH and JAVA_HOME is not set")
 
 
-def build_spark(cfg: Config, app_name: str = "audience"):
-    """Start (or reuse) the session for cfg's profile with Delta from local jars."""
+def build_spark(
+    cfg: Config, app_name: str = "audience", engine: str | None = None, master: str | None = None, extra=None
+):
+    """Start (or reuse) the session for cfg's profile with Delta from local jars; or, given an
+    engine's Spark Connect URL (`sc://host:port`, see jobs/engine.py), a session of that engine,
+    whose JVM and settings are the engine's."""
+    if engine:
+        from pyspark.sql import SparkSession
+
+        return SparkSession.builder.remote(engine).getOrCreate()
     check_java()
     jars = delta_jars()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -54,7 +62,7 @@ def build_spark(cfg: Config, app_name: str = "audience"):
     local = cfg.profile.master.startswith("local")
     builder = SparkSession.builder.appName(app_name)
     if not submitted:
-        builder = builder.master(cfg.profile.master)
+        builder = builder.master(master or cfg.profile.master)
     builder = (
         builder.config("spark.jars", ",".join(jars))
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
@@ -85,7 +93,7 @@ def build_spark(cfg: Config, app_name: str = "audience"):
             .config("spark.driver.memory", os.environ.get("AUDIENCE_DRIVER_MEMORY", "4g"))
             .config("spark.databricks.delta.snapshotPartitions", "2")
         )
-    for key, value in cfg.spark_conf.items():
+    for key, value in {**cfg.spark_conf, **(extra or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")

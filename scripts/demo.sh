@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: sample landing data, then the nightly Airflow DAG run for
-# real (airflow dags test: SQLite, Spark local[*] via spark_default) for each demo date, then the
-# last date's report. Roots: ./landing, ./warehouse, ./airflow_home (all git-ignored).
+# real (airflow dags test: SQLite; stages in one warm Spark engine, local[*]) for each demo date,
+# then the last date's report. Roots: ./landing, ./warehouse, ./airflow_home (all git-ignored).
 # The size is one at which every region publishes several segments and suppresses a few (the
 # smallest regions hold about 2% of the users; a segment needs 100 members).
 set -euo pipefail
@@ -18,6 +18,11 @@ export AUDIENCE_LANDING="$repo/landing" AUDIENCE_WAREHOUSE="$repo/warehouse"
 export AUDIENCE_PSEUDONYM_KEY="${AUDIENCE_PSEUDONYM_KEY:-demo-only-key-$(hostname)}"
 .venv/bin/audience --landing "$AUDIENCE_LANDING" generate --date "$start" --days "$days" \
   --messages "$messages" --users "$users" --events "$events" --topic-skew 1
+# One warm engine for every date (what a deployment that sets AUDIENCE_ENGINE does); without it each
+# DAG run starts and stops its own.
+engine=$(.venv/bin/audience -q --profile airflow engine start)
+trap '.venv/bin/audience -q engine stop --url "$engine" >/dev/null' EXIT
+export AUDIENCE_ENGINE="$engine"
 for n in $(seq 0 $((days - 1))); do
   day=$(date -u -d "$start + $n day" +%F)
   echo "== airflow dags test audience_nightly $day (log: airflow_home/demo-$day.log)"

@@ -1,9 +1,12 @@
-"""The nightly DAG run for real: Airflow (`dags test`, SQLite) submitting Spark stages with the
-Spark provider, on a small generated day, with a segments task killed mid-run and retried."""
+"""The nightly DAG run for real: Airflow (`dags test`, SQLite) running each stage as a Spark
+Connect client of the run's engine, on a small generated day, with a segments task killed mid-run
+and retried; gold equals the command line's (classic session) run of the same night."""
 
 import datetime as dt
 import os
+import re
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -66,6 +69,14 @@ def test_dag_run_succeeds_after_the_killed_segments_task_is_retried(airflow_run)
     assert airflow_run["done"].returncode == 0, airflow_run["log"][-3000:]
     assert airflow_run["marker"].exists(), "the fault was injected once"
     assert "DagRun Finished" in airflow_run["log"] and "state=success" in airflow_run["log"]
+
+
+def test_the_runs_engine_is_stopped_by_its_teardown(airflow_run):
+    urls = set(re.findall(r"sc://127\.0\.0\.1:\d+", airflow_run["log"]))
+    assert len(urls) == 1, urls  # one engine served every stage, the retried one too
+    port = int(urls.pop().rsplit(":", 1)[1])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the engine still listens after the run"
 
 
 def test_killed_attempt_published_nothing_and_publication_is_one_commit(spark, airflow_run):

@@ -25,7 +25,9 @@ dags = {d.dag_id: {"owner": d.default_args.get("owner"), "tags": sorted(d.tags),
                    "retries": [t.retries for t in d.tasks], "max_active_runs": d.max_active_runs,
                    "catchup": d.catchup, "timetable": type(d.timetable).__name__,
                    "timeouts": [t.execution_timeout is not None for t in d.tasks],
-                   "tasks": sorted(t.task_id for t in d.tasks), "doc": bool(d.doc_md)}
+                   "tasks": sorted(t.task_id for t in d.tasks), "doc": bool(d.doc_md),
+                   "setup": [t.task_id for t in d.tasks if t.is_setup],
+                   "teardown": [t.task_id for t in d.tasks if t.is_teardown]}
         for d in bag.dags.values()}
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "parse_seconds": parse,
                   "heavy": sorted(m for m in ("pyspark", "great_expectations", "delta") if m in sys.modules),
@@ -121,7 +123,7 @@ def test_every_task_runs_the_profile_that_refuses_the_development_key(tmp_path):
         assert done.returncode == 2 and KEY_ENV in done.stderr, done.stderr[-1000:]
 
 
-def test_nightly_dag_has_one_task_per_stage(tmp_path):
+def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
     nightly = REPO_ROOT / "dags" / "audience_nightly.py"
     env = {
         **os.environ,
@@ -133,4 +135,7 @@ def test_nightly_dag_has_one_task_per_stage(tmp_path):
         [sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env, timeout=120
     )
     dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
-    assert dag["tasks"] == ["ingest", "interests", "privacy", "publish", "segments", "signals"]
+    assert dag["tasks"] == sorted(
+        ["engine_start", "ingest", "privacy", "signals", "interests", "segments", "publish", "engine_stop"]
+    )
+    assert dag["setup"] == ["engine_start"] and dag["teardown"] == ["engine_stop"]

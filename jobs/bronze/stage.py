@@ -78,12 +78,12 @@ def read_landing(spark: SparkSession, ds: Dataset, folder: str) -> DataFrame:
 
 def _known_requests(spark, cfg: Config):
     path = ERASURE_REQUESTS.path(cfg.warehouse)
-    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+    return spark.read.format("delta").load(path) if delta_exists(path) else None
 
 
 def _prior_keys(spark, cfg: Config, ds: Dataset, logical_date: dt.date):
     path = ds.table.path(cfg.warehouse)
-    if not delta_exists(spark, path):
+    if not delta_exists(path):
         return None
     start = logical_date - dt.timedelta(days=cfg.duplicate_lookback_days)
     return (
@@ -100,7 +100,7 @@ def ingest_dataset(spark, cfg: Config, ds: Dataset, params: IngestParams, progre
     quarantine rows, materialized (written with the other datasets' in one commit)."""
     folder = day_folder(cfg, ds.name, params.logical_date)
     counts = dict(dataset=ds.name, read=0, accepted=0, quarantined=0, duplicate=0, erased=0)
-    present = path_exists(spark, folder)
+    present = path_exists(folder)
     if not present and ds.delivered_daily:
         raise AudienceError(
             f"landing folder missing: {folder} (upstream has not delivered "

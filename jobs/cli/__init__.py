@@ -74,7 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
+    p.add_argument("--engine", metavar="URL", help="run in this warm engine (sc://127.0.0.1:PORT, `audience engine`)")
     p.set_defaults(func=nightly.cmd_stage)
+
+    p = add("engine", help="a warm Spark engine (Spark Connect) that stage processes share")
+    p.add_argument("action", choices=("start", "stop", "serve"))
+    p.add_argument("--port", type=int, help="start, serve: its port (default for start: a free one)")
+    p.add_argument("--master", help="start, serve: Spark master (default: the profile's)")
+    p.add_argument("--url", help="stop: the URL `start` printed")
+    p.add_argument("--max-hours", type=float, default=12.0, help="serve: stop by itself after this long")
+    p.set_defaults(func=nightly.cmd_engine)
 
     p = add("validate", help="re-run the quality suites on a date's stored tables")
     p.add_argument("--date", type=_date, required=True)

@@ -41,10 +41,10 @@ def config_of(args):
     return load_config(args.conf, args.profile, args.landing, args.warehouse)
 
 
-def session(cfg, app):
+def session(cfg, app, engine=None):
     from jobs.session import build_spark
 
-    return build_spark(cfg, app)
+    return build_spark(cfg, app, engine)
 
 
 def date_range(start: dt.date, end: dt.date):

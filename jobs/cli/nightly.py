@@ -162,7 +162,7 @@ def cmd_validate(args, progress):
         raise AudienceError(f"no suite for table {args.table!r} (have: {', '.join(by_name)})")
     tables = [by_name[args.table]] if args.table else VALIDATED
     spark = session(cfg, f"audience-validate-{args.date}")
-    missing = [x.qualified for x in tables if not delta_exists(spark, x.path(cfg.warehouse))]
+    missing = [x.qualified for x in tables if not delta_exists(x.path(cfg.warehouse))]
     if missing:
         raise AudienceError(f"tables not found under {cfg.warehouse}: {', '.join(missing)}")
     with progress.stage("validate") as step:
@@ -221,11 +221,39 @@ def cmd_stage(args, progress):
     cfg = config_of(args)
     if BY_NAME[args.stage].gate:
         import_gx_in_background()
-    spark = session(cfg, f"audience-{args.stage}-{args.date}")
-    ctx = RunContext.start(spark, cfg, args.date, progress, args.run_id, regions=args.region)
-    result = run_stage(ctx, args.stage)
+    spark = session(cfg, f"audience-{args.stage}-{args.date}", args.engine)
+    try:
+        ctx = RunContext.start(spark, cfg, args.date, progress, args.run_id, regions=args.region)
+        result = run_stage(ctx, args.stage)
+    finally:
+        if args.engine:  # the engine's session of this stage ends with it: its views and caches go
+            spark.stop()
     # long lists (publish's catalog rows) as their length: the task log keeps a line, not a table
     print(json.dumps({k: len(v) if isinstance(v, list) and len(v) > 20 else v for k, v in result.items()}, default=str))
+
+
+def cmd_engine(args, progress):
+    from jobs import engine
+
+    roots = [
+        a
+        for key in ("conf", "landing", "warehouse", "profile")
+        if getattr(args, key)
+        for a in (f"--{key}", getattr(args, key))
+    ]
+    if args.action == "serve":
+        if not args.port:
+            raise AudienceError("engine serve needs --port")
+        engine.serve(config_of(args), args.port, args.master, args.max_hours)
+    elif args.action == "start":
+        config_of(args)  # a bad conf fails here, not in the background
+        with progress.stage("engine start"):
+            url = engine.start(roots, args.port, args.master)
+        print(url)
+    else:
+        if not args.url:
+            raise AudienceError("engine stop needs --url (what `audience engine start` printed)")
+        print(f"engine {args.url} {'stopped' if engine.stop(args.url) else 'was not running'}")
 
 
 def cmd_report(args, progress):

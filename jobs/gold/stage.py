@@ -13,14 +13,13 @@ import os
 import uuid
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.context import RunContext
 from jobs.errors import AudienceError
 from jobs.gold import segments as seg
-from jobs.io import check_schema
+from jobs.io import check_schema, predicate, sql_literal
 from jobs.privacy.requests import requested_after
 from jobs.silver import signals as sig
 from jobs.silver import tagger_model
@@ -123,8 +122,9 @@ def publish(ctx: RunContext) -> dict:
     )
     _fault_point("publish")
     ctx.replace(catalog.select("*", F.lit(publication).alias(seg.PUBLICATION)), t.SEGMENT_CATALOG, {"snapshot_date": d})
-    DeltaTable.forPath(spark, t.AUDIENCE_SEGMENTS.path(ctx.cfg.warehouse)).delete(
-        day & (F.col(seg.PUBLICATION) != F.lit(publication))
+    spark.sql(
+        f"DELETE FROM delta.`{t.AUDIENCE_SEGMENTS.path(ctx.cfg.warehouse)}` "
+        f"WHERE {predicate({'snapshot_date': d})} AND {seg.PUBLICATION} != {sql_literal(publication)}"
     )
     rows = [
         r.asDict()

@@ -37,7 +37,7 @@ def expire_text(spark, cfg: Config, today: dt.date) -> int:
     changed = 0
     for table, column in ((t.CHAT_MESSAGES, "text"), (t.ENGAGEMENT_EVENTS, "query_text")):
         path = table.path(cfg.warehouse)
-        if not delta_exists(spark, path):
+        if not delta_exists(path):
             continue
         condition = (F.col("ingest_date") <= F.lit(cutoff)) & F.col(column).isNotNull()
         changed += spark.read.format("delta").load(path).where(condition).count()
@@ -48,7 +48,7 @@ def expire_text(spark, cfg: Config, today: dt.date) -> int:
 def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
     cutoff = today - dt.timedelta(days=cfg.retention.quarantine_retention_days)
     path = t.QUARANTINE.path(cfg.warehouse)
-    if not delta_exists(spark, path):
+    if not delta_exists(path):
         return 0
     condition = F.col("ingest_date") <= F.lit(cutoff)
     removed = spark.read.format("delta").load(path).where(condition).count()
@@ -80,7 +80,7 @@ def mark_purged(spark, cfg: Config, today: dt.date, vacuumed_before: dt.datetime
     """Erasures whose deletes were committed before this pass's VACUUM cut-off (its start minus
     vacuum_retention_hours) are physically gone after it: their files were old enough to go."""
     path = t.ERASURE_LOG.path(cfg.warehouse)
-    if not delta_exists(spark, path):
+    if not delta_exists(path):
         return 0
     condition = F.col("purged_on").isNull() & (F.col("applied_at") < F.lit(vacuumed_before))
     count = spark.read.format("delta").load(path).where(condition).count()
@@ -98,13 +98,13 @@ def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> l
     report.append({"step": "quarantined rows removed", "rows": step.rows})
     for table in LARGE_TABLES:
         path = table.path(cfg.warehouse)
-        if delta_exists(spark, path):
+        if delta_exists(path):
             with progress.stage(f"optimize {table.qualified}"):
                 DeltaTable.forPath(spark, path).optimize().executeCompaction()
     hours = cfg.retention.vacuum_retention_hours
     vacuumed_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)
     for table in t.ALL_TABLES:
-        if delta_exists(spark, table.path(cfg.warehouse)):
+        if delta_exists(table.path(cfg.warehouse)):
             with progress.stage(f"purge {table.qualified}"):
                 purge(spark, cfg, table)
     report.append({"step": f"deletion vectors purged, VACUUM {hours} h", "rows": None})

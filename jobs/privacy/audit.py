@@ -36,7 +36,7 @@ NEEDLES_SCHEMA = "scope string, value string, owner string, received_date date, 
 def due_needles(spark, cfg: Config, today: dt.date) -> DataFrame | None:
     """What to look for, per request past its physical deadline on `today` (see the module doc)."""
     path = t.ERASURE_REQUESTS.path(cfg.warehouse)
-    if not delta_exists(spark, path):
+    if not delta_exists(path):
         return None
     deadline = today - dt.timedelta(days=cfg.retention.erasure_physical_days)
     r = (
@@ -82,12 +82,12 @@ def due_needles(spark, cfg: Config, today: dt.date) -> DataFrame | None:
     return out.where(F.col("value").isNotNull()).distinct()
 
 
-def table_dirs(spark, warehouse) -> list[tuple[str, str, t.Table | None]]:
+def table_dirs(warehouse) -> list[tuple[str, str, t.Table | None]]:
     """(path, name, declaration or None) of every Delta table under the warehouse."""
     root = Path(warehouse).absolute()
     declared = {(x.layer, x.name): x for x in t.ALL_TABLES}
     found = []
-    for log in glob_paths(spark, f"{root}/*/*/_delta_log"):
+    for log in glob_paths(f"{root}/*/*/_delta_log"):
         layer, name = log.rstrip("/").split("/")[-3:-1]
         found.append((log.rstrip("/")[: -len("/_delta_log")], f"{layer}.{name}", declared.get((layer, name))))
     return found
@@ -155,7 +155,7 @@ def audit(spark, cfg: Config, today: dt.date, progress=None) -> tuple[int, list[
     needles = needles.localCheckpoint(eager=True)
     n_due = needles.where(F.col("kind") == DERIVED).count()  # one per request
     violations = []
-    for path, name, table in table_dirs(spark, cfg.warehouse):
+    for path, name, table in table_dirs(cfg.warehouse):
         properties = DeltaTable.forPath(spark, path).detail().first().properties
         if properties.get("delta.enableChangeDataFeed") == "true":
             violations.append(
@@ -175,7 +175,7 @@ def audit(spark, cfg: Config, today: dt.date, progress=None) -> tuple[int, list[
         # columns from the folder names), change-data files included.
         on_disk = spark.read.schema(current.schema).option("recursiveFileLookup", "false").parquet(path)
         sources = [("current version", current), ("files on disk", on_disk)]
-        if path_exists(spark, f"{path}/_change_data"):
+        if path_exists(f"{path}/_change_data"):
             sources.append(
                 (
                     "change data files",

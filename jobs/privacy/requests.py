@@ -6,20 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import functools
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
-from jobs.io import delta_exists, replace_partition
+from jobs.io import delta_exists, merge_into, replace_partition
 from jobs.privacy.erasure_rules import ID_SCOPES, OWNED, REQUESTS, Clause, clauses
 
 
 def requested_after(spark, cfg: Config, d: dt.date) -> DataFrame:
     """user_key of every user with an erasure request received after `d` (few rows)."""
     path = t.ERASURE_REQUESTS.path(cfg.warehouse)
-    if not delta_exists(spark, path):
+    if not delta_exists(path):
         return spark.createDataFrame([], "user_key string")
     return (
         spark.read.format("delta")
@@ -38,7 +37,7 @@ def _owned_conversations(spark, cfg: Config, requests: DataFrame) -> DataFrame:
     for table in t.ALL_TABLES:
         if not (table.user_key and table.conversation_id and table.chat_rows) or table.erasure_record:
             continue
-        if not delta_exists(spark, table.path(cfg.warehouse)):
+        if not delta_exists(table.path(cfg.warehouse)):
             continue
         frame = spark.read.format("delta").load(table.path(cfg.warehouse)).alias("t")
         cond = (
@@ -63,12 +62,12 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
     Returns the requests applied and the dates whose chat topics lost rows (their daily aggregates
     are to be rebuilt)."""
     req_path = t.ERASURE_REQUESTS.path(cfg.warehouse)
-    if not delta_exists(spark, req_path):
+    if not delta_exists(req_path):
         return [], set()
     log_path = t.ERASURE_LOG.path(cfg.warehouse)
     logged = (
         spark.read.format("delta").load(log_path).select("request_id", F.lit(True).alias("_logged"))
-        if delta_exists(spark, log_path)
+        if delta_exists(log_path)
         else spark.createDataFrame([], "request_id string, _logged boolean")
     )
     requests = (
@@ -100,7 +99,7 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
     targets = []
     for table in t.ALL_TABLES:
         wanted = [c for c in clauses(table) if scopes & set(c.scopes)]
-        if wanted and delta_exists(spark, table.path(cfg.warehouse)):
+        if wanted and delta_exists(table.path(cfg.warehouse)):
             targets.append((table, sources[wanted[0].source], " OR ".join(f"({c.condition()})" for c in wanted)))
     # One job counts every table's hits per request, with the dates of the chat topics that message
     # and conversation requests remove (their daily aggregates are rebuilt): bounded by tonight's
@@ -135,13 +134,7 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
             continue
         # A MERGE joined on columns, not DELETE ... IN (ids): the commit log keeps a DELETE's
         # predicate with its literals, so the erased ids would outlive the rows in _delta_log.
-        (
-            DeltaTable.forPath(spark, table.path(cfg.warehouse))
-            .alias("t")
-            .merge(source.alias("s"), condition)
-            .whenMatchedDelete()
-            .execute()
-        )
+        merge_into(source, table.path(cfg.warehouse), condition, "WHEN MATCHED THEN DELETE")
     applied_at = dt.datetime.now(dt.timezone.utc)  # after every delete commit: maintenance's VACUUM clock
     entries = spark.createDataFrame(
         [
@@ -160,25 +153,21 @@ def apply_erasures(spark, cfg: Config, logical_date: dt.date, run_id: str) -> tu
         ],
         t.ERASURE_LOG.schema,
     )
-    if not delta_exists(spark, log_path):
+    if not delta_exists(log_path):
         replace_partition(entries, t.ERASURE_LOG, cfg.warehouse, {"received_date": logical_date})
     else:  # a re-run adds what it removed (usually nothing) and keeps the run that first applied it;
         # if it removed anything, the purge clock restarts from its commits
-        removed_again = "aggregate(map_values(e.rows_removed), 0L, (acc, n) -> acc + n) > 0"
-        (
-            DeltaTable.forPath(spark, log_path)
-            .alias("l")
-            .merge(entries.alias("e"), "l.request_id = e.request_id")
-            .whenMatchedUpdate(
-                set={
-                    "rows_removed": "map_zip_with(l.rows_removed, e.rows_removed, "
-                    "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0))",
-                    "applied_at": f"CASE WHEN {removed_again} THEN e.applied_at ELSE l.applied_at END",
-                    "purged_on": f"CASE WHEN {removed_again} THEN NULL ELSE l.purged_on END",
-                }
-            )
-            .whenNotMatchedInsertAll()
-            .execute()
+        removed_again = "aggregate(map_values(s.rows_removed), 0L, (acc, n) -> acc + n) > 0"
+        merge_into(
+            entries,
+            log_path,
+            "t.request_id = s.request_id",
+            "WHEN MATCHED THEN UPDATE SET "
+            "rows_removed = map_zip_with(t.rows_removed, s.rows_removed, "
+            "(k, a, b) -> coalesce(a, 0) + coalesce(b, 0)), "
+            f"applied_at = CASE WHEN {removed_again} THEN s.applied_at ELSE t.applied_at END, "
+            f"purged_on = CASE WHEN {removed_again} THEN NULL ELSE t.purged_on END "
+            "WHEN NOT MATCHED THEN INSERT *",
         )
     return [
         {"request_id": r.request_id, "scope": r.scope, "rows_removed": sum(removed[r.request_id].values())}
@@ -193,7 +182,7 @@ def withdraw_chat_signals(spark, cfg: Config, d: dt.date) -> int:
     every date (SPEC: "past ones too"). Snapshots already published stay as they were: the
     objection is not retroactive. Returns the number of such users."""
     prefs_path, state_path = t.AD_PREFERENCES.path(cfg.warehouse), t.USER_STATE.path(cfg.warehouse)
-    if not (delta_exists(spark, prefs_path) and delta_exists(spark, state_path)):
+    if not (delta_exists(prefs_path) and delta_exists(state_path)):
         return 0
     honouring = [name for name, p in cfg.regions.items() if p.honor_chat_opt_out]
     changed = (
@@ -215,13 +204,12 @@ def withdraw_chat_signals(spark, cfg: Config, d: dt.date) -> int:
     if not count:
         return 0
     for table in (t.CHAT_TOPICS, t.DAILY_SIGNALS):
-        if delta_exists(spark, table.path(cfg.warehouse)):
+        if delta_exists(table.path(cfg.warehouse)):
             clause = Clause(("withdrawn",), ((table.user_key, "user_key"),), table.chat_rows)
-            (
-                DeltaTable.forPath(spark, table.path(cfg.warehouse))
-                .alias("t")
-                .merge(users.select("user_key", F.lit("withdrawn").alias("scope")).alias("s"), clause.condition())
-                .whenMatchedDelete()
-                .execute()
+            merge_into(
+                users.select("user_key", F.lit("withdrawn").alias("scope")),
+                table.path(cfg.warehouse),
+                clause.condition(),
+                "WHEN MATCHED THEN DELETE",
             )
     return count

@@ -105,7 +105,7 @@ def parameters(spark, cfg: Config, d: dt.date, tables=(t.CHAT_MESSAGES, t.ENGAGE
     drifting = [table.name for table in tables if table in (t.CHAT_MESSAGES, t.ENGAGEMENT_EVENTS)]
     trailing = {}
     path = t.INGEST_RECONCILIATION.path(cfg.warehouse)
-    if drifting and delta_exists(spark, path):
+    if drifting and delta_exists(path):
         since = d - dt.timedelta(days=cfg.quality.trailing_days)
         trailing = {
             r.dataset: r.mean
@@ -134,7 +134,12 @@ def _observed(result: dict, exception: dict | None) -> str:
     return ""
 
 
+_importing: threading.Thread | None = None
+
+
 def _import_gx():
+    if _importing is not None and _importing is not threading.current_thread():
+        _importing.join()  # GX's modules import each other: two threads importing them can deadlock
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # else ~200 info lines
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -144,10 +149,11 @@ def _import_gx():
 
 def import_gx_in_background() -> None:
     """Import GX in a thread: a process that runs one stage (an Airflow task) overlaps those
-    seconds with the JVM's start instead of paying them at its gate (Python's import lock makes the
-    gate wait for the thread's import rather than repeat it). Not a daemon: a stage that fails
-    early exits after the import, never in the middle of one."""
-    threading.Thread(target=_import_gx, name="import-gx").start()
+    seconds with the JVM's start instead of paying them at its gate (which waits for the thread).
+    Not a daemon: a stage that fails early exits after the import, never in the middle of one."""
+    global _importing
+    _importing = threading.Thread(target=_import_gx, name="import-gx")
+    _importing.start()
 
 
 @functools.lru_cache(maxsize=4)
@@ -184,12 +190,12 @@ def validate(
 
     One GX run per suite, without a checkpoint: the Data Docs of all the call's results are built
     once at the end rather than per suite."""
+    gx, context, source = _context(cfg.data_docs)
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
     )
 
-    gx, context, source = _context(cfg.data_docs)
     params = parameters(spark, cfg, d, tables)
     run = gx.RunIdentifier(run_name=f"{run_id}", run_time=dt.datetime.now(dt.timezone.utc))
     results: list[Result] = []

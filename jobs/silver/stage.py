@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.context import RunContext
+from jobs.io import merge_into
 from jobs.silver import signals as sig
 from jobs.silver import tagger_model
 from jobs.silver.tagger import vocabulary_frame
@@ -64,7 +64,7 @@ def suppress_sensitive_conversations(ctx: RunContext, chat_rows, flagged_tonight
     backfill, later), and other dates' chat topics lose the conversations flagged tonight, with
     their daily aggregates rebuilt. So the rule holds whatever order dates are run or re-run in.
     Returns tonight's chat topic rows."""
-    spark, d = ctx.spark, ctx.logical_date
+    d = ctx.logical_date
     flags = flagged_tonight.select("conversation_id", F.lit(d).alias("flagged_date"))
     ctx.replace(flags, t.SENSITIVE_CONVERSATIONS, {"flagged_date": d})
     every_flag = ctx.read(t.SENSITIVE_CONVERSATIONS).select("conversation_id").distinct()
@@ -80,12 +80,11 @@ def suppress_sensitive_conversations(ctx: RunContext, chat_rows, flagged_tonight
             .collect()
         ]
         if dates:
-            (
-                DeltaTable.forPath(spark, t.CHAT_TOPICS.path(ctx.cfg.warehouse))
-                .alias("t")
-                .merge(tonight.alias("s"), f"t.conversation_id = s.conversation_id AND t.signal_date != '{d}'")
-                .whenMatchedDelete()
-                .execute()
+            merge_into(
+                tonight,
+                t.CHAT_TOPICS.path(ctx.cfg.warehouse),
+                f"t.conversation_id = s.conversation_id AND t.signal_date != '{d}'",
+                "WHEN MATCHED THEN DELETE",
             )
             for signal_date in sorted(dates):
                 rebuild_chat_daily(ctx, signal_date)
