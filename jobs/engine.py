@@ -7,14 +7,17 @@ is this package's own session (jobs/session.py: the same jars, extensions and se
 `org.apache.spark.sql.connect.SparkConnectPlugin`, so the stages need no other server build.
 
 `start` launches `serve` in the background, waits until its port answers and prints the URL on the
-last line (what an Airflow setup task pushes to XCom); `stop` ends it by the URL. The pid lives in
-a file of this machine's temporary folder: an engine serves the machine it runs on.
+last line (what an Airflow setup task pushes to XCom); `stop` ends it by the URL. The engine binds
+127.0.0.1 and admits only clients holding its token (Spark Connect's pre-shared key): a random one
+per engine, kept with its pid in a folder of this machine's temporary directory that only its OS
+user can read, never in the URL, a command line or a log. An engine serves the machine it runs on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,22 +32,37 @@ from jobs.errors import AudienceError
 log = logging.getLogger(__name__)
 PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 HOST = "127.0.0.1"
-STATE_DIR = Path(tempfile.gettempdir()) / "audience-engine"
+# Spark Connect's client sends a token without TLS only to "localhost" (gRPC local credentials).
+URL_HOST = "localhost"
+TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # read by the engine's JVM at start
+STATE_DIR = Path(tempfile.gettempdir()) / f"audience-engine-{os.getuid()}"
 
 
 def _url(port: int) -> str:
-    return f"sc://{HOST}:{port}"
+    return f"sc://{URL_HOST}:{port}"
 
 
 def _port_of(url: str) -> int:
     host, _, port = url.removeprefix("sc://").partition("/")[0].partition(":")
-    if host != HOST or not port.isdigit():
-        raise AudienceError(f"not an engine URL of this machine: {url!r} (expected sc://{HOST}:PORT)")
+    if host != URL_HOST or not port.isdigit():
+        raise AudienceError(f"not an engine URL of this machine: {url!r} (expected sc://{URL_HOST}:PORT)")
     return int(port)
 
 
 def _pid_file(port: int) -> Path:
     return STATE_DIR / f"{port}.pid"
+
+
+def _token_file(port: int) -> Path:
+    return STATE_DIR / f"{port}.token"
+
+
+def client_url(url: str) -> str:
+    """The URL a stage connects with: the engine's, plus its token from this machine's state folder."""
+    token_file = _token_file(_port_of(url))
+    if not token_file.exists():
+        raise AudienceError(f"no engine of this machine's user serves {url} (start one with `audience engine start`)")
+    return f"{url}/;token={token_file.read_text().strip()}"
 
 
 def _free_port() -> int:
@@ -84,13 +102,19 @@ def start(args, port: int | None, master: str | None, timeout_s: float = 180) ->
     port = port or _free_port()
     if _answers(port):
         raise AudienceError(f"port {port} is in use: stop what listens there or pick another --port")
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    STATE_DIR.chmod(0o700)
+    token = secrets.token_urlsafe(32)
+    _token_file(port).touch(mode=0o600)
+    _token_file(port).write_text(token)
     log_file = STATE_DIR / f"{port}.log"
     command = [sys.executable, "-m", "jobs.cli", *args, "engine", "serve", "--port", str(port)]
     if master:
         command += ["--master", master]
     with open(log_file, "w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, TOKEN_ENV: token}
+        )
     _pid_file(port).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout_s
     while not _answers(port):
@@ -99,6 +123,7 @@ def start(args, port: int | None, master: str | None, timeout_s: float = 180) ->
             if not exited:
                 os.killpg(proc.pid, signal.SIGKILL)
             _pid_file(port).unlink(missing_ok=True)
+            _token_file(port).unlink(missing_ok=True)
             why = f"exited with code {proc.returncode}" if exited else f"did not answer within {timeout_s:.0f} s"
             raise AudienceError(f"the engine {why}: {_first_error(log_file)} (log {log_file})")
         time.sleep(0.5)
@@ -130,4 +155,5 @@ def stop(url: str, timeout_s: float = 60) -> bool:
     except ProcessLookupError:
         pass
     pid_file.unlink(missing_ok=True)
+    _token_file(port).unlink(missing_ok=True)
     return True

@@ -1,4 +1,5 @@
-"""SparkSession factory driven by conf/: local[*] by default, any cluster by profile."""
+"""SparkSession factory driven by conf/: local[*] by default, any cluster by profile, or a Spark
+Connect session of a warm engine (jobs/engine.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def build_spark(
     if engine:
         from pyspark.sql import SparkSession
 
-        return SparkSession.builder.remote(engine).getOrCreate()
+        from jobs.engine import client_url
+
+        return SparkSession.builder.remote(client_url(engine)).getOrCreate()
     check_java()
     jars = delta_jars()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -35,5 +35,5 @@ for n in $(seq 0 $((days - 1))); do
   grep -oE "\[[a-z]+( [A-Z,]+)?\] done .*s" "$repo/airflow_home/demo-$day.log" | grep -v "ingest [a-z_]*\]" || true
   echo "   DAG run succeeded in $(( $(date +%s) - start_s )) s"
 done
-.venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$AUDIENCE_WAREHOUSE" report --date "$day"
+.venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$AUDIENCE_WAREHOUSE" report --date "$day" --engine "$engine"
 echo "demo: $days dates generated and run through Airflow in $(( $(date +%s) - demo_start_s )) s"

@@ -72,7 +72,7 @@ def test_dag_run_succeeds_after_the_killed_segments_task_is_retried(airflow_run)
 
 
 def test_the_runs_engine_is_stopped_by_its_teardown(airflow_run):
-    urls = set(re.findall(r"sc://127\.0\.0\.1:\d+", airflow_run["log"]))
+    urls = set(re.findall(r"sc://localhost:\d+", airflow_run["log"]))
     assert len(urls) == 1, urls  # one engine served every stage, the retried one too
     port = int(urls.pop().rsplit(":", 1)[1])
     with socket.socket() as s:

@@ -32,7 +32,7 @@ def test_stop_of_an_engine_that_is_not_running_says_so(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    done = audience("engine", "stop", "--url", f"sc://127.0.0.1:{port}", tmp_path=tmp_path)
+    done = audience("engine", "stop", "--url", f"sc://localhost:{port}", tmp_path=tmp_path)
     assert done.returncode == 0 and "was not running" in done.stdout
 
 
@@ -52,3 +52,40 @@ def test_an_engine_that_cannot_start_fails_with_its_log_not_a_hang(tmp_path):
     # the cause, from the engine's own log, in the one line the operator reads
     assert "the engine exited" in done.stderr and "Master must" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+STRANGER = """
+import os, sys
+from pyspark.sql import SparkSession
+try:
+    SparkSession.builder.remote(sys.argv[1]).create().range(1).count()
+    print("admitted")
+except Exception as exc:
+    print(f"refused: {exc}")
+sys.stdout.flush()
+os._exit(0)  # not the client's exit-time retries of a session the engine never admitted
+"""
+
+
+@pytest.mark.slow
+def test_only_holders_of_the_engines_token_can_use_it(tmp_path):
+    """The engine holds every table's data: a local process without its token is refused."""
+    from pyspark.sql import SparkSession
+
+    from jobs.engine import client_url
+
+    started = audience("--profile", "test", "engine", "start", tmp_path=tmp_path)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().splitlines()[-1]
+    try:
+        assert "token" not in url
+        with_token = SparkSession.builder.remote(client_url(url)).create()
+        assert with_token.range(3).count() == 3
+        with_token.stop()
+        for stranger in (url, f"{url}/;token=guessed"):
+            tried = subprocess.run(
+                [sys.executable, "-c", STRANGER, stranger], capture_output=True, text=True, timeout=120
+            )
+            assert tried.stdout.startswith("refused:") and "UNAUTHENTICATED" in tried.stdout.upper(), tried.stdout
+    finally:
+        assert audience("engine", "stop", "--url", url, tmp_path=tmp_path).returncode == 0

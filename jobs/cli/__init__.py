@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("report", help="print a date's reconciliation and per-region segments")
     p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--engine", metavar="URL", help="read through this warm engine (`audience engine`)")
     p.set_defaults(func=nightly.cmd_report)
 
     p = add("maintain", help="retention, OPTIMIZE and VACUUM of every table")

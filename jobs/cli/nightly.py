@@ -258,7 +258,7 @@ def cmd_engine(args, progress):
 
 def cmd_report(args, progress):
     cfg = config_of(args)
-    _print_day(session(cfg, "audience-report"), cfg, args.date)
+    _print_day(session(cfg, "audience-report", args.engine), cfg, args.date)
     _print_docs(cfg)
 
 
