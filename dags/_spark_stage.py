@@ -88,7 +88,8 @@ ENV = {
 
 
 def _command(args: list[str]) -> str:
-    return " ".join(arg if "{{" in arg else shlex.quote(arg) for arg in [*AUDIENCE, *args])
+    """Shell words; a templated one in single quotes (its values, master and engine URLs, hold none)."""
+    return " ".join(f"'{arg}'" if "{{" in arg else shlex.quote(arg) for arg in [*AUDIENCE, *args])
 
 
 def engine_tasks(timeout: dt.timedelta) -> list[BashOperator]:

@@ -137,6 +137,18 @@ def _first_error(log_file: Path) -> str:
     return (found or lines or ["(empty log)"])[0][:400]
 
 
+def _is_engine(pid: int, port: int) -> bool:
+    """Whether `pid` is still the engine serving `port` (not a process that reused a stale pid)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.parent.exists():  # no /proc: trust the pid file
+        return True
+    try:
+        words = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"serve" in words and str(port).encode() in words
+
+
 def stop(url: str, timeout_s: float = 60) -> bool:
     """End the engine at `url`; False when none of this machine's engines serves it."""
     port = _port_of(url)
@@ -144,6 +156,10 @@ def stop(url: str, timeout_s: float = 60) -> bool:
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text())
+    if not _is_engine(pid, port):
+        pid_file.unlink()
+        _token_file(port).unlink(missing_ok=True)
+        return False
     try:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s

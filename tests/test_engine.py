@@ -36,6 +36,22 @@ def test_stop_of_an_engine_that_is_not_running_says_so(tmp_path):
     assert done.returncode == 0 and "was not running" in done.stdout
 
 
+def test_stop_never_signals_a_process_that_reused_a_stale_pid(tmp_path):
+    from jobs.engine import STATE_DIR
+
+    bystander = subprocess.Popen(["sleep", "60"])
+    port = 1  # no engine ever serves it
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (STATE_DIR / f"{port}.pid").write_text(str(bystander.pid))
+    try:
+        done = audience("engine", "stop", "--url", f"sc://localhost:{port}", tmp_path=tmp_path)
+        assert done.returncode == 0 and "was not running" in done.stdout
+        assert bystander.poll() is None, "a process that is not the engine was signalled"
+        assert not (STATE_DIR / f"{port}.pid").exists()
+    finally:
+        bystander.kill()
+
+
 def test_start_on_a_busy_port_is_refused(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
