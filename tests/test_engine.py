@@ -70,12 +70,13 @@ def test_an_engine_that_cannot_start_fails_with_its_log_not_a_hang(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-STRANGER = """
+# A client in a process of its own: a Spark Connect session marks its process (and children) as
+# Connect-only, which the suite's classic sessions must not inherit.
+CLIENT = """
 import os, sys
 from pyspark.sql import SparkSession
 try:
-    SparkSession.builder.remote(sys.argv[1]).create().range(1).count()
-    print("admitted")
+    print(f"admitted {SparkSession.builder.remote(sys.argv[1]).create().range(3).count()}")
 except Exception as exc:
     print(f"refused: {exc}")
 sys.stdout.flush()
@@ -83,11 +84,13 @@ os._exit(0)  # not the client's exit-time retries of a session the engine never 
 """
 
 
+def connect_as(url: str) -> str:
+    return subprocess.run([sys.executable, "-c", CLIENT, url], capture_output=True, text=True, timeout=120).stdout
+
+
 @pytest.mark.slow
 def test_only_holders_of_the_engines_token_can_use_it(tmp_path):
     """The engine holds every table's data: a local process without its token is refused."""
-    from pyspark.sql import SparkSession
-
     from jobs.engine import client_url
 
     started = audience("--profile", "test", "engine", "start", tmp_path=tmp_path)
@@ -95,13 +98,9 @@ def test_only_holders_of_the_engines_token_can_use_it(tmp_path):
     url = started.stdout.strip().splitlines()[-1]
     try:
         assert "token" not in url
-        with_token = SparkSession.builder.remote(client_url(url)).create()
-        assert with_token.range(3).count() == 3
-        with_token.stop()
+        assert connect_as(client_url(url)).startswith("admitted 3")
         for stranger in (url, f"{url}/;token=guessed"):
-            tried = subprocess.run(
-                [sys.executable, "-c", STRANGER, stranger], capture_output=True, text=True, timeout=120
-            )
-            assert tried.stdout.startswith("refused:") and "UNAUTHENTICATED" in tried.stdout.upper(), tried.stdout
+            tried = connect_as(stranger)
+            assert tried.startswith("refused:") and "UNAUTHENTICATED" in tried.upper(), tried
     finally:
         assert audience("engine", "stop", "--url", url, tmp_path=tmp_path).returncode == 0
