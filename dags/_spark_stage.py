@@ -92,26 +92,33 @@ def _command(args: list[str]) -> str:
     return " ".join(f"'{arg}'" if "{{" in arg else shlex.quote(arg) for arg in [*AUDIENCE, *args])
 
 
+def _audience_task(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) -> BashOperator:
+    return BashOperator(
+        task_id=task_id,
+        bash_command=_command(args),
+        env=ENV,
+        append_env=True,
+        execution_timeout=timeout,
+        **kwargs,
+    )
+
+
 def engine_tasks(timeout: dt.timedelta) -> list[BashOperator]:
     """[start, stop]: a setup task that starts the run's engine on `spark_default`'s master and
     pushes its URL, and the teardown that stops it whether the stages succeed or not; none when
     the deployment shares one engine (AUDIENCE_ENGINE)."""
     if SHARED_ENGINE:
         return []
-    start = BashOperator(
-        task_id="engine_start",
-        bash_command=_command(["engine", "start", "--master", MASTER]),
-        env=ENV,
-        append_env=True,
-        execution_timeout=timeout,
+    start = _audience_task(
+        "engine_start",
+        ["engine", "start", "--master", MASTER],
+        timeout,
         doc_md="Starts the run's warm Spark engine (`audience engine start`); its last line, the URL, goes to XCom.",
     )
-    stop = BashOperator(
-        task_id="engine_stop",
-        bash_command=_command(["engine", "stop", "--url", ENGINE_URL]),
-        env=ENV,
-        append_env=True,
-        execution_timeout=timeout,
+    stop = _audience_task(
+        "engine_stop",
+        ["engine", "stop", "--url", ENGINE_URL],
+        timeout,
         doc_md="Stops the run's engine, whatever became of the stages.",
     )
     return [start.as_setup(), stop.as_teardown(setups=start)]
@@ -119,11 +126,4 @@ def engine_tasks(timeout: dt.timedelta) -> list[BashOperator]:
 
 def engine_stage(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) -> BashOperator:
     """A stage run in the run's engine: `audience stage ... --engine URL` (a Spark Connect client)."""
-    return BashOperator(
-        task_id=task_id,
-        bash_command=_command([*args, "--engine", ENGINE_URL]),
-        env=ENV,
-        append_env=True,
-        execution_timeout=timeout,
-        **kwargs,
-    )
+    return _audience_task(task_id, [*args, "--engine", ENGINE_URL], timeout, **kwargs)
