@@ -57,6 +57,11 @@ def _token_file(port: int) -> Path:
     return STATE_DIR / f"{port}.token"
 
 
+def _forget(port: int) -> None:
+    _pid_file(port).unlink(missing_ok=True)
+    _token_file(port).unlink(missing_ok=True)
+
+
 def client_url(url: str) -> str:
     """The URL a stage connects with: the engine's, plus its token from this machine's state folder."""
     token_file = _token_file(_port_of(url))
@@ -122,8 +127,7 @@ def start(args, port: int | None, master: str | None, timeout_s: float = 180) ->
         if exited or time.monotonic() > deadline:
             if not exited:
                 os.killpg(proc.pid, signal.SIGKILL)
-            _pid_file(port).unlink(missing_ok=True)
-            _token_file(port).unlink(missing_ok=True)
+            _forget(port)
             why = f"exited with code {proc.returncode}" if exited else f"did not answer within {timeout_s:.0f} s"
             raise AudienceError(f"the engine {why}: {_first_error(log_file)} (log {log_file})")
         time.sleep(0.5)
@@ -157,8 +161,7 @@ def stop(url: str, timeout_s: float = 60) -> bool:
         return False
     pid = int(pid_file.read_text())
     if not _is_engine(pid, port):
-        pid_file.unlink()
-        _token_file(port).unlink(missing_ok=True)
+        _forget(port)
         return False
     try:
         os.kill(pid, signal.SIGTERM)
@@ -170,6 +173,5 @@ def stop(url: str, timeout_s: float = 60) -> bool:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    pid_file.unlink(missing_ok=True)
-    _token_file(port).unlink(missing_ok=True)
+    _forget(port)
     return True

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, required=True)
     p.add_argument("--region", action="append", help="segments: only this region (repeatable)")
     p.add_argument("--run-id", help="run id recorded in the tables (Airflow passes its own)")
-    p.add_argument("--engine", metavar="URL", help="run in this warm engine (sc://127.0.0.1:PORT, `audience engine`)")
+    p.add_argument("--engine", metavar="URL", help="run in this warm engine (sc://localhost:PORT, `audience engine`)")
     p.set_defaults(func=nightly.cmd_stage)
 
     p = add("engine", help="a warm Spark engine (Spark Connect) that stage processes share")

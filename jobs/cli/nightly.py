@@ -235,18 +235,14 @@ def cmd_stage(args, progress):
 def cmd_engine(args, progress):
     from jobs import engine
 
-    roots = [
-        a
-        for key in ("conf", "landing", "warehouse", "profile")
-        if getattr(args, key)
-        for a in (f"--{key}", getattr(args, key))
-    ]
     if args.action == "serve":
         if not args.port:
             raise AudienceError("engine serve needs --port")
         engine.serve(config_of(args), args.port, args.master, args.max_hours)
     elif args.action == "start":
         config_of(args)  # a bad conf fails here, not in the background
+        keys = ("conf", "landing", "warehouse", "profile")  # what `serve` gets of this command line
+        roots = [a for key in keys if getattr(args, key) for a in (f"--{key}", getattr(args, key))]
         with progress.stage("engine start"):
             url = engine.start(roots, args.port, args.master)
         print(url)
