@@ -1,5 +1,6 @@
 import datetime as dt
 import os
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,46 @@ def two_nights(spark, tmp_path_factory, small_audience_conf):
     shutil.copytree(cfg.warehouse, root / "warehouse-after-d1")
     first = run_date(spark, cfg, d2, Progress(quiet=True))
     return {"cfg": cfg, "root": root, "d1": d1, "d2": d2, "first": first, "after_d1": root / "warehouse-after-d1"}
+
+
+# Commands run by `jobs.cli.main` one after the other in one process, so that they share one JVM
+# (each would start a cold one); ["copy", from, to] copies a folder aside between them.
+_ONE_PROCESS = """
+import contextlib, io, json, shutil, sys
+from jobs.cli import main
+done = []
+for step in json.loads(sys.argv[1]):
+    if step[0] == "copy":
+        shutil.copytree(step[1], step[2])
+        continue
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(step)
+    done.append({"args": step, "returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
+print(json.dumps(done))
+"""
+
+
+@pytest.fixture(scope="session")
+def cli_in_one_process():
+    """Run `audience` command lines in one process: returns each command's {args, returncode,
+    stdout, stderr}, in order; the process's own output is appended to `<cwd>/outputs.log`."""
+    import json
+    import subprocess
+    import sys
+
+    def run(steps, env, cwd):
+        proc = subprocess.run(
+            [sys.executable, "-c", _ONE_PROCESS, json.dumps([[str(a) for a in step] for step in steps])],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=1800,
+            cwd=cwd,
+        )
+        with (Path(cwd) / "outputs.log").open("a") as log:
+            log.write(f"{proc.stdout}\n{proc.stderr}\n")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.splitlines()[-1])
+
+    return run

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_missing_landing_folder_stops_the_run_clearly(tmp_path):
 
 
 @pytest.mark.slow
-def test_generate_run_and_sql_from_the_command_line(tmp_path):
+def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process):
     roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]
     gen = _run(*roots, "generate", "--date", "2025-12-16", "--messages", "500", cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr
@@ -96,21 +97,32 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "landing rows = accepted + quarantined" in run.stdout and "[ingest chat_messages] done" in run.stderr
     assert "region" in run.stdout and "published" in run.stdout
-    sql = _run(*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages", cwd=tmp_path)
-    assert sql.returncode == 0, sql.stderr
-    accepted = next(line.split()[2] for line in run.stdout.splitlines() if line.startswith("chat_messages"))
-    report = _run(*roots, "report", "--date", "2025-12-16", cwd=tmp_path)
-    assert report.returncode == 0 and report.stdout.strip() == run.stdout.strip()
-    assert sql.stdout.split()[-1] == accepted
-    bad = _run(*roots, "sql", "SELECT nope FROM bronze.chat_messages", cwd=tmp_path)
-    _assert_one_clear_line(bad, "query failed")
-    for statement in (
+    # The reading commands, in one process (each would start a JVM of its own).
+    refused = (
         "DELETE FROM gold.segment_catalog WHERE true",
         "UPDATE bronze.chat_messages SET text = 'x'",
         "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
         "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x",
-    ):
-        refused = _run(*roots, "sql", statement, cwd=tmp_path)
-        _assert_one_clear_line(refused, "read-only")
-    rows = _run(*roots, "sql", "SELECT count(*) AS n FROM gold.segment_catalog", cwd=tmp_path)
+    )
+    sql, report, bad, *writes, rows = (
+        SimpleNamespace(**done)
+        for done in cli_in_one_process(
+            [
+                [*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages"],
+                [*roots, "report", "--date", "2025-12-16"],
+                [*roots, "sql", "SELECT nope FROM bronze.chat_messages"],
+                *[[*roots, "sql", statement] for statement in refused],
+                [*roots, "sql", "SELECT count(*) AS n FROM gold.segment_catalog"],
+            ],
+            {},
+            tmp_path,
+        )
+    )
+    assert sql.returncode == 0, sql.stderr
+    accepted = next(line.split()[2] for line in run.stdout.splitlines() if line.startswith("chat_messages"))
+    assert report.returncode == 0 and report.stdout.strip() == run.stdout.strip()
+    assert sql.stdout.split()[-1] == accepted
+    _assert_one_clear_line(bad, "query failed")
+    for write in writes:
+        _assert_one_clear_line(write, "read-only")
     assert rows.returncode == 0 and int(rows.stdout.split()[-1]) > 0, "nothing was deleted"

@@ -14,8 +14,6 @@ import hmac
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -74,23 +72,8 @@ def _write(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _run(args, env, root, check=True):
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "--profile", "test", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        cwd=root,
-    )
-    (root / "outputs.log").open("a").write(f"$ audience {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
-    if check:
-        assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, cli_in_one_process):
     from jobs.config import DEFAULT_CONF_DIR, load_config
     from jobs.sample.generate import GenerateOptions, generate
 
@@ -201,14 +184,21 @@ def world(tmp_path_factory):
         ],
     )
     env = {**os.environ, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
-    roots = ["--conf", str(conf), "--landing", str(cfg.landing), "--warehouse", str(cfg.warehouse)]
-    _run([*roots, "run", "--date", str(D1)], env, root)
-    after_d1 = root / "after-d1"
-    shutil.copytree(cfg.warehouse, after_d1)
-    _run([*roots, "run", "--date", str(D2)], env, root)
-    skipped = root / "skipped-maintenance"
-    shutil.copytree(cfg.warehouse, skipped)
-    _run([*roots, "maintain", "--date", str(D2)], env, root)
+    roots = ["--profile", "test", "--conf", str(conf), "--landing", str(cfg.landing), "--warehouse", str(cfg.warehouse)]
+    after_d1, skipped = root / "after-d1", root / "skipped-maintenance"
+    done = cli_in_one_process(
+        [
+            [*roots, "run", "--date", str(D1)],
+            ["copy", str(cfg.warehouse), str(after_d1)],
+            [*roots, "run", "--date", str(D2)],
+            ["copy", str(cfg.warehouse), str(skipped)],
+            [*roots, "maintain", "--date", str(D2)],
+        ],
+        env,
+        root,
+    )
+    for command in done:
+        assert command["returncode"] == 0, f"audience {' '.join(command['args'])}: {command['stderr'][-2000:]}"
     return {
         "cfg": cfg,
         "root": root,
@@ -334,34 +324,42 @@ def test_time_travel_to_a_version_that_held_erased_data_fails(spark, world):
             assert old().where(F.col("text").contains("ZQXJMARKER")).count() == 2
 
 
-def test_erasure_audit_passes_after_maintenance_and_fails_where_it_was_skipped(spark, world):
-    requests = spark.read.format("delta").load(t.ERASURE_REQUESTS.path(world["cfg"].warehouse)).count()
-    assert requests > 5, "the generated requests and the five planted ones"
-    ok = _run([*world["roots"], "erasure-audit", "--date", str(D2)], world["env"], world["root"])
-    assert f"{D2}: {requests} requests past their deadline, nothing of them stored" in ok.stdout
-    roots = [*world["roots"][:4], "--warehouse", str(world["skipped"])]
-    failed = _run([*roots, "erasure-audit", "--date", str(D2)], world["env"], world["root"], check=False)
-    assert failed.returncode != 0
-    assert "files on disk" in failed.stdout and "bronze.chat_messages" in failed.stdout
-    assert "Traceback" not in failed.stderr
-
-
-def test_erasure_audit_finds_erased_data_in_a_table_nobody_declared(spark, world, tmp_path):
-    """The audit does not reuse the erasure's table list: a copy of erased data in a table that is
-    declared nowhere, under a column of another name, is found by the scan of every string column."""
-    warehouse = tmp_path / "warehouse"
-    shutil.copytree(world["cfg"].warehouse, warehouse)
+@pytest.fixture(scope="module")
+def audits(spark, world, tmp_path_factory, cli_in_one_process):
+    """`audience erasure-audit` of D2, in one process, on three warehouses: after maintenance, where
+    maintenance was skipped, and with erased data copied into a table that is declared nowhere,
+    under columns of other names."""
+    analyst = tmp_path_factory.mktemp("analyst") / "warehouse"
+    shutil.copytree(world["cfg"].warehouse, analyst)
     (
         spark.createDataFrame([(user_key("u-mk-2"), "x"), ("someone-else", "m-mk-4")], "who string, what string")
         .write.format("delta")
-        .save(str(warehouse / "scratch" / "analyst_copy"))
+        .save(str(analyst / "scratch" / "analyst_copy"))
     )
-    roots = [*world["roots"][:4], "--warehouse", str(warehouse)]
-    failed = _run([*roots, "erasure-audit", "--date", str(D2)], world["env"], world["root"], check=False)
-    assert failed.returncode == 2, failed.stderr[-2000:]
-    flagged = [line for line in failed.stdout.splitlines() if "scratch.analyst_copy" in line]
-    assert any(" who " in f" {line} " and "account" in line for line in flagged), failed.stdout
-    assert any(" what " in f" {line} " and "message" in line for line in flagged), failed.stdout
+    warehouses = {"maintained": world["cfg"].warehouse, "skipped": world["skipped"], "analyst": analyst}
+    roots = world["roots"][:6]
+    steps = [[*roots, "--warehouse", str(w), "erasure-audit", "--date", str(D2)] for w in warehouses.values()]
+    return dict(zip(warehouses, cli_in_one_process(steps, world["env"], world["root"])))
+
+
+def test_erasure_audit_passes_after_maintenance_and_fails_where_it_was_skipped(spark, world, audits):
+    requests = spark.read.format("delta").load(t.ERASURE_REQUESTS.path(world["cfg"].warehouse)).count()
+    assert requests > 5, "the generated requests and the five planted ones"
+    ok, failed = audits["maintained"], audits["skipped"]
+    assert ok["returncode"] == 0, ok["stderr"][-2000:]
+    assert f"{D2}: {requests} requests past their deadline, nothing of them stored" in ok["stdout"]
+    assert failed["returncode"] != 0
+    assert "files on disk" in failed["stdout"] and "bronze.chat_messages" in failed["stdout"]
+    assert "Traceback" not in failed["stderr"]
+
+
+def test_erasure_audit_finds_erased_data_in_a_table_nobody_declared(audits):
+    """The audit does not reuse the erasure's table list: the scan of every string column finds it."""
+    failed = audits["analyst"]
+    assert failed["returncode"] == 2, failed["stderr"][-2000:]
+    flagged = [line for line in failed["stdout"].splitlines() if "scratch.analyst_copy" in line]
+    assert any(" who " in f" {line} " and "account" in line for line in flagged), failed["stdout"]
+    assert any(" what " in f" {line} " and "message" in line for line in flagged), failed["stdout"]
 
 
 def test_pseudonym_key_is_in_no_output_log_or_event_log(world):

@@ -13,8 +13,6 @@ user key or text reaches the results table or the Data Docs.
 import datetime as dt
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 from delta.tables import DeltaTable
@@ -22,6 +20,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from jobs import tables as t
+from jobs.cli import main
 from jobs.quality import checks
 from jobs.quality import gates as quality
 from jobs.quality.gates import QualityGateError
@@ -472,7 +471,7 @@ def test_publish_gate_on_staged_segments_keeps_the_published_snapshot(spark, two
     assert (catalog.history(1).first().version, members.history(1).first().version) == before
 
 
-def test_planted_violation_stops_audience_run_before_publication(spark, two_nights, tmp_path):
+def test_planted_violation_stops_audience_run_before_publication(spark, two_nights, tmp_path, capsys):
     """Acceptance: an otherwise good day whose history holds a sensitive-topic signal (as an older
     release might have written) makes `audience run` exit non-zero naming the expectation; the
     catalog's latest snapshot stays the previous date; the Data Docs show the failure."""
@@ -491,31 +490,16 @@ def test_planted_violation_stops_audience_run_before_publication(spark, two_nigh
         .mode("append")
         .save(signals)
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jobs.cli",
-            "--profile",
-            "test",
-            "--conf",
-            str(cfg.conf_dir),
-            "--landing",
-            str(cfg.landing),
-            "--warehouse",
-            str(warehouse),
-            "run",
-            "--date",
-            str(D2),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+    # The command line's own entry point, in this process: its session is the suite's warm one.
+    code = main(
+        ["--profile", "test", "--conf", str(cfg.conf_dir), "--landing", str(cfg.landing)]
+        + ["--warehouse", str(warehouse), "run", "--date", str(D2)]
     )
-    assert done.returncode != 0
-    error = done.stderr.strip().splitlines()[-1]
+    stderr = capsys.readouterr().err
+    assert code != 0
+    error = stderr.strip().splitlines()[-1]
     assert "gold.user_interests" in error and "expect_column_values_to_not_be_in_set(topic)" in error, error
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in stderr
     catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(warehouse))
     assert catalog.agg(F.max("snapshot_date")).first()[0] == D1
     interests = spark.read.format("delta").load(t.USER_INTERESTS.path(warehouse))
