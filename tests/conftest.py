@@ -108,7 +108,7 @@ def two_nights(spark, tmp_path_factory, small_audience_conf):
 # Commands run by `jobs.cli.main` one after the other in one process, so that they share one JVM
 # (each would start a cold one); ["copy", from, to] copies a folder aside between them.
 _ONE_PROCESS = """
-import contextlib, io, json, shutil, sys
+import contextlib, io, json, logging, shutil, sys
 from jobs.cli import main
 done = []
 for step in json.loads(sys.argv[1]):
@@ -116,8 +116,12 @@ for step in json.loads(sys.argv[1]):
         shutil.copytree(step[1], step[2])
         continue
     out, err = io.StringIO(), io.StringIO()
+    logging.root.handlers.clear()  # main's logging.basicConfig then writes to this command's stderr
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(step)
+        try:
+            code = main(step)
+        except SystemExit as stop:  # argparse's own errors and --help
+            code = stop.code
     done.append({"args": step, "returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
 print(json.dumps(done))
 """
