@@ -311,8 +311,12 @@ def test_a_night_run_under_another_host_time_zone_gives_the_same_tables(spark, n
     from jobs.progress import Progress
 
     root = nights["root"]
-    here = load_config(profile="test", landing=root / "landing", warehouse=root / "tz-here")
-    run_date(spark, here, D1, Progress(quiet=True))
+    run_date(
+        spark,
+        load_config(profile="test", landing=root / "landing", warehouse=root / "tz-here"),
+        D1,
+        Progress(quiet=True),
+    )
     zone = "America/Los_Angeles" if time.localtime().tm_gmtoff == 0 else "UTC"
     env = {**os.environ, "TZ": zone, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
     roots = ["--profile", "test", "--landing", str(root / "landing"), "--warehouse", str(root / "tz-there")]
