@@ -63,7 +63,7 @@ def sql_literal(value) -> str:
         return "(" + ", ".join(sql_literal(v) for v in value) + ")"
     if isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()
-    return "'" + str(value).replace("'", "''") + "'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def predicate(values: dict) -> str:

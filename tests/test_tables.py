@@ -76,6 +76,14 @@ def test_a_write_that_differs_from_the_declared_schema_is_refused(spark, tmp_pat
     assert not (tmp_path / "quality").exists(), "nothing written"
 
 
+def test_sql_literals_reach_spark_unchanged_whatever_their_quotes_and_backslashes(spark):
+    """Conf values (countries, topics, region names) and regexes are inlined into SQL text."""
+    from jobs.io import sql_literal
+
+    values = ["Côte d'Ivoire", r"\b[0-9]{3}\b", "ends with \\", "it\\'s", "plain"]
+    assert spark.sql(f"SELECT array{sql_literal(values)} AS v").first().v == values
+
+
 def test_every_declared_schema_parses_and_names_its_partition_and_personal_columns(spark):
     from pyspark.sql.types import DataType
 

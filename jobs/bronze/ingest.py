@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.bronze.contract import Dataset
+from jobs.io import sql_literal
 from jobs.privacy.erasure_rules import tombstone_filter
 from jobs.privacy.pii import hmac_sha256_hex, pii_kinds, redact_pii
 
@@ -71,6 +72,12 @@ def parse(raw: DataFrame, ds: Dataset) -> DataFrame:
     )
 
 
+def _isin(field: str, values) -> Column:
+    """Field `field` of the parsed record is one of `values`: one SQL expression (a long list as
+    Column literals costs two py4j round trips per value; countries are about 250)."""
+    return F.expr(f"p.`{field}` IN {sql_literal(sorted(values))}") if values else F.lit(False)
+
+
 def _blank(c):
     return c.isNull() | (F.trim(c) == "")
 
@@ -86,11 +93,11 @@ def classify(parsed: DataFrame, ds: Dataset, params: IngestParams) -> DataFrame:
         value = p(f.name)
         present = ~_blank(value)
         if f.kind == "enum":
-            checks.append((present & ~value.isin(*f.values), F.lit(f"unknown_enum:{f.name}")))
+            checks.append((present & ~_isin(f.name, f.values), F.lit(f"unknown_enum:{f.name}")))
         elif f.kind == "topic":
-            checks.append((present & ~value.isin(*sorted(params.topic_ids)), F.lit(f"unknown_enum:{f.name}")))
+            checks.append((present & ~_isin(f.name, params.topic_ids), F.lit(f"unknown_enum:{f.name}")))
         elif f.kind == "country":
-            checks.append((present & ~value.isin(*sorted(params.iso_countries)), F.lit("invalid_country")))
+            checks.append((present & ~_isin(f.name, params.iso_countries), F.lit("invalid_country")))
         elif f.kind == "bool":
             checks.append((present & ~F.lower(value).isin("true", "false"), F.lit(f"invalid_value:{f.name}")))
         elif f.kind == "year":
@@ -193,9 +200,9 @@ def _field(ds: Dataset, name: str, sensitive: frozenset[str] = frozenset()):
     if kind == "bool":
         return (F.lower(value) == "true").alias(name)
     if kind == "text":
-        return redact_pii(value, F.col("p").getField("country")).alias(name)
+        return redact_pii(f"p.`{name}`", "p.country").alias(name)
     if kind == "topic" and sensitive:
-        return F.when(_blank(value) | value.isin(*sorted(sensitive)), None).otherwise(value).alias(name)
+        return F.when(_blank(value) | _isin(name, sensitive), None).otherwise(value).alias(name)
     return F.when(_blank(value), None).otherwise(value).alias(name)
 
 
@@ -237,16 +244,16 @@ def raw_record(ds: Dataset, params: IngestParams) -> Column:
     shape: field names and punctuation, with every other run of letters and digits masked, so no
     id, name or number in it survives, whatever its quoting."""
     p = F.col("p")
-    country = p.getField("country") if "country" in ds.field_names else None
+    country = "p.country" if "country" in ds.field_names else None
     fields = []
     for f in ds.fields:
         value = p.getField(f.name)
         if f.name == "user_id":
             value = F.when(value.isNotNull(), F.lit("[USER_ID]"))
         elif f.kind == "topic":
-            value = F.when(value.isin(*sorted(params.sensitive_topic_ids)), F.lit(WITHHELD)).otherwise(value)
+            value = F.when(_isin(f.name, params.sensitive_topic_ids), F.lit(WITHHELD)).otherwise(value)
         elif f.kind in ("text", "str"):
-            value = redact_pii(value, country)
+            value = redact_pii(f"p.`{f.name}`", country)
         fields.append(value.alias(f.name))
     names = "|".join(sorted(ds.field_names, key=len, reverse=True))
     shape = F.regexp_replace("value", rf"(?U)(?<![\w@.+-])(?!(?:{names})(?![\w@.+-]))[\w@.+-]+", "*")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pyspark.sql import functions as F
-
 from jobs.privacy.pii import PLACEHOLDERS, redact_pii
 
 KINDS = (*PLACEHOLDERS, "none")
@@ -20,10 +18,7 @@ def redact_records(spark, records: list[dict]) -> list[str]:
     frame = spark.createDataFrame(
         [(i, r["text"], r.get("country")) for i, r in enumerate(records)], "i long, text string, country string"
     )
-    out = {
-        r.i: r.redacted
-        for r in frame.select("i", redact_pii(F.col("text"), F.col("country")).alias("redacted")).collect()
-    }
+    out = {r.i: r.redacted for r in frame.select("i", redact_pii("text", "country").alias("redacted")).collect()}
     return [out[i] for i in range(len(records))]
 
 
