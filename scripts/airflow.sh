@@ -10,7 +10,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
-export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-{\"conn_type\": \"spark\", \"host\": \"local[*]\"}}"
+# (The default is a variable: a literal JSON default inside ${...:-...} would end at its first "}"
+# and append the rest to a connection the caller set.)
+local_spark='{"conn_type": "spark", "host": "local[*]"}'
+export AIRFLOW_CONN_SPARK_DEFAULT="${AIRFLOW_CONN_SPARK_DEFAULT:-$local_spark}"
 export PYSPARK_PYTHON="$repo/.venv/bin/python"
 export SPARK_LOCAL_IP=127.0.0.1
 mkdir -p "$AIRFLOW_HOME"

@@ -139,3 +139,25 @@ def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
         ["engine_start", "ingest", "privacy", "signals", "interests", "segments", "publish", "engine_stop"]
     )
     assert dag["setup"] == ["engine_start"] and dag["teardown"] == ["engine_stop"]
+
+
+def test_airflow_script_keeps_the_spark_connection_a_caller_sets_and_defaults_to_local(tmp_path):
+    """Pointing the DAGs at a cluster is setting AIRFLOW_CONN_SPARK_DEFAULT before scripts/airflow.sh."""
+    cluster = {"conn_type": "spark", "host": "spark://127.0.0.1", "port": 7077}
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_SPARK_DEFAULT"}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+
+    def connection(**extra):
+        done = subprocess.run(
+            [str(REPO_ROOT / "scripts" / "airflow.sh"), "connections", "get", "spark_default", "-o", "json"],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-1000:]
+        (conn,) = json.loads(done.stdout[done.stdout.index("[") :])
+        return conn["host"], conn["port"] and int(conn["port"])
+
+    assert connection(AIRFLOW_CONN_SPARK_DEFAULT=json.dumps(cluster)) == ("spark://127.0.0.1", 7077)
+    assert connection() == ("local[*]", None)
