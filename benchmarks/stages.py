@@ -3,12 +3,14 @@ wall seconds, rows and rows per second, printed as a table and optionally writte
 the next change can be compared with this one. Not part of the test suite.
 
     .venv/bin/python benchmarks/stages.py --messages 1000000 --events 500000 [--history-days 0]
-        [--airflow] [--json out.json] [--workdir /tmp/audience-bench]
+        [--airflow] [--io-floor] [--json out.json] [--workdir /tmp/audience-bench]
 
 Sample landing data of `history-days + 1` days is generated once per size under the work folder
 (kept for the next call); the warehouse starts empty, the history nights run untimed, then the
 measured night. `--airflow` runs the same date again through the nightly DAG (`airflow dags test`:
 its own engine, each stage a process joining it) and reports its wall time beside the command line's.
+`--io-floor` times, in the same warm session after the night, what no pipeline can avoid: reading the
+night's landing files as ingest does and writing them as Delta, and reports the night over that floor.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import time
 from pathlib import Path
 
 from jobs import REPO_ROOT
+from jobs.bronze.contract import DATASETS
+from jobs.bronze.stage import day_folder, read_landing
 from jobs.cli.common import render_table
 from jobs.config import load_config
+from jobs.io import path_exists
 from jobs.pipeline import run_date
 from jobs.progress import Progress
 from jobs.sample.generate import GenerateOptions, generate
@@ -75,6 +80,17 @@ def airflow_seconds(cfg, landing: Path, day: dt.date, root: Path) -> tuple[float
     return seconds, steps
 
 
+def io_floor_seconds(spark, cfg, day: dt.date, out: Path) -> float:
+    """Read the date's landing files of every dataset as ingest reads them and write them as Delta."""
+    shutil.rmtree(out, ignore_errors=True)  # new tables, as the night's bronze were
+    start = time.monotonic()
+    for ds in DATASETS:
+        folder = day_folder(cfg, ds.name, day)
+        if path_exists(folder):
+            read_landing(spark, ds, folder).write.format("delta").mode("overwrite").save(str(out / ds.name))
+    return time.monotonic() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="chat messages per day")
@@ -82,6 +98,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=30_000)
     parser.add_argument("--history-days", type=int, default=0, help="nights run (untimed) before the measured one")
     parser.add_argument("--airflow", action="store_true", help="also run the date through the Airflow DAG")
+    parser.add_argument("--io-floor", action="store_true", help="also time reading the landing and writing it as Delta")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/audience-bench"))
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -104,6 +121,7 @@ def main() -> None:
     night = time.monotonic()
     run_date(spark, cfg, days[-1], progress)
     night_seconds = time.monotonic() - night
+    floor = io_floor_seconds(spark, cfg, days[-1], root / "io-floor") if args.io_floor else None
     spark.stop()
 
     steps = [{"step": "session start", "rows": None, "seconds": session_seconds}]
@@ -138,6 +156,13 @@ def main() -> None:
         f"\nnight {night_seconds:.1f}s + session {session_seconds:.1f}s; quality gates "
         f"{gates:.1f}s ({figures['gates_share']:.0%} of the night)"
     )
+    if floor is not None:
+        figures["io_floor_seconds"] = round(floor, 1)
+        figures["night_over_floor"] = round(night_seconds / floor, 2)
+        print(
+            f"I/O floor (landing read and written as Delta, same session): {floor:.1f}s; "
+            f"the night is {figures['night_over_floor']}x that"
+        )
     if args.airflow:
         seconds, tasks = airflow_seconds(cfg, landing, days[-1], root)
         figures["airflow_seconds"] = round(seconds, 1)
