@@ -55,7 +55,7 @@ if ! AIRFLOW_HOME="$work/airflow_home" \
   echo "cluster-check: the DAG run failed (log $work/airflow.log)" >&2
   exit 1
 fi
-# The master's record of the applications it ran: the run's engine must be among them, with executors.
+# The master's record of the applications it ran: the run's engine must be among them.
 apps=$(curl -s "http://127.0.0.1:$ui_port/json/" | .venv/bin/python -c '
 import json, sys
 state = json.load(sys.stdin)
