@@ -13,6 +13,8 @@ from jobs.io import delta_exists, replace_partition
 from jobs.progress import Progress
 from jobs.tables import Table
 
+COMMIT_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
 
 def make_run_id(logical_date: dt.date) -> str:
     return f"{logical_date.isoformat()}-{uuid.uuid4().hex[:8]}"
@@ -44,11 +46,15 @@ class RunContext:
         regions=None,
     ) -> RunContext:
         as_of = (as_of or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        run_id = run_id or make_run_id(logical_date)
+        # Every Delta commit of the run carries its id (`DESCRIBE HISTORY`'s userMetadata): which
+        # Airflow run, or command-line run, wrote a version.
+        spark.conf.set(COMMIT_METADATA, f"audience run {run_id}")
         return cls(
             spark,
             cfg,
             logical_date,
-            run_id or make_run_id(logical_date),
+            run_id,
             as_of,
             progress or Progress(quiet=True),
             tuple(regions) if regions else None,

@@ -23,6 +23,8 @@ from jobs.tables import Table
 def _filesystem(scheme: str, bucket: str) -> ArrowFSWrapper:
     if scheme in ("", "file"):
         return ArrowFSWrapper(pafs.LocalFileSystem())
+    if scheme in ("s3", "s3a") and os.environ.get("AWS_ENDPOINT_URL"):  # an S3 API store other than AWS
+        return ArrowFSWrapper(pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"]))
     arrow_fs, _ = pafs.FileSystem.from_uri(f"{'s3' if scheme == 's3a' else scheme}://{bucket}")
     return ArrowFSWrapper(arrow_fs)
 
@@ -91,13 +93,18 @@ def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -
     """Overwrite exactly the rows matching `values` (a run's own partitions), atomically, after
     checking the frame against the table's declared schema."""
     check_schema(frame, table)
-    (
-        frame.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate(values))
-        .partitionBy(*table.partition_by)
-        .save(table.path(warehouse))
-    )
+    path = table.path(warehouse)
+    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate(values))
+    if table.deletion_vectors and not delta_exists(path):  # a table property, set where it is created
+        writer = writer.option("delta.enableDeletionVectors", "true")
+    writer.partitionBy(*table.partition_by).save(path)
+
+
+def append(frame: DataFrame, table: Table, warehouse) -> None:
+    """Add rows (a log's), after checking the frame against the table's declared schema: one commit,
+    cheaper than a partition replacement (no snapshot of the replaced rows to compute)."""
+    check_schema(frame, table)
+    frame.write.format("delta").mode("append").partitionBy(*table.partition_by).save(table.path(warehouse))
 
 
 def merge_into(source: DataFrame, path: str, on: str, actions: str) -> None:

@@ -8,10 +8,11 @@ import datetime as dt
 
 from jobs.config import Config
 from jobs.context import RunContext
-from jobs.io import delta_version, restore
+from jobs.io import append, delta_version, restore
 from jobs.progress import Progress
 from jobs.quality.gates import QualityGateError, gate
 from jobs.registry import BY_NAME, STAGES, Stage
+from jobs.tables import STAGE_RUNS
 
 
 def _gate(ctx: RunContext, stage: Stage) -> None:
@@ -26,15 +27,22 @@ def _detail(result: dict) -> str:
     )
 
 
-def run_stage(ctx: RunContext, name: str) -> dict:
-    """One stage and its quality gate, as an Airflow task runs it (run_date runs them all)."""
+def run_stage(ctx: RunContext, name: str, durations: list | None = None) -> dict:
+    """One stage and its quality gate, as an Airflow task runs it (run_date runs them all). Its
+    duration goes to quality.stage_runs, or to `durations` for the caller to record with others."""
     stage = BY_NAME[name]
     if stage.gate_first:
         _gate(ctx, stage)
     versions = _versions(ctx, stage.rollback)
-    with ctx.progress.stage(name if not ctx.regions else f"{name} {','.join(ctx.regions)}") as step:
+    label = name if not ctx.regions else f"{name} {','.join(ctx.regions)}"
+    with ctx.progress.stage(label) as step:
         result = stage.run(ctx)
         step.rows, step.detail = result.get(stage.rows), _detail(result)
+    row = _duration(ctx, label, ctx.progress.finished[-1])
+    if durations is None:
+        _record(ctx, [row])
+    else:
+        durations.append(row)
     if stage.gate and not stage.gate_first:
         try:
             _gate(ctx, stage)
@@ -44,6 +52,15 @@ def run_stage(ctx: RunContext, name: str) -> dict:
                 raise QualityGateError(f"{exc}; the {name} stage's writes were rolled back") from None
             raise
     return result
+
+
+def _duration(ctx: RunContext, label: str, step: dict) -> tuple:
+    started = dt.datetime.fromtimestamp(step["started_at"], dt.timezone.utc)
+    return ctx.run_id, ctx.logical_date, label, started, step["seconds"], step["rows"]
+
+
+def _record(ctx: RunContext, rows: list[tuple]) -> None:
+    append(ctx.spark.createDataFrame(rows, STAGE_RUNS.schema), STAGE_RUNS, ctx.cfg.warehouse)
 
 
 def _versions(ctx: RunContext, tables) -> dict:
@@ -68,7 +85,9 @@ def run_date(
     """Run every stage for one date, in order; returns per-stage results."""
     ctx = RunContext.start(spark, cfg, logical_date, progress, run_id, as_of)
     results = {"run_id": ctx.run_id}
+    durations: list[tuple] = []
     for stage in STAGES:
-        results[stage.name] = run_stage(ctx, stage.name)
+        results[stage.name] = run_stage(ctx, stage.name, durations)
+    _record(ctx, durations)  # one commit for the night's durations (a failed night records none)
     results["staged"], results["segments"] = results["segments"], results.pop("publish")["catalog"]
     return results

@@ -12,7 +12,7 @@ from pathlib import Path
 from jobs import REPO_ROOT
 from jobs.config import Config
 from jobs.errors import AudienceError
-from jobs.tables import ALL_TABLES
+from jobs.tables import ALL_TABLES, under
 
 log = logging.getLogger(__name__)
 JARS_DIR = Path(os.environ.get("AUDIENCE_JARS_DIR", REPO_ROOT / "jars"))
@@ -29,6 +29,19 @@ def delta_jars() -> list[str]:
     if missing:
         raise AudienceError(f"Delta jars missing in {JARS_DIR} ({', '.join(missing)}): run `make jars`")
     return [str(jars[-1]) for jars in found.values()]
+
+
+def profile_jars(cfg: Config) -> list[str]:
+    """The profile's extra jars (globs under the repository); a glob matching nothing is an error."""
+    found = []
+    for pattern in cfg.profile.jars:
+        jars = sorted(REPO_ROOT.glob(pattern))
+        if not jars:
+            raise AudienceError(
+                f"profile {cfg.profile.name}: no jar matches {pattern} (the object-store connector: `make s3-jars`)"
+            )
+        found += [str(j) for j in jars]
+    return found
 
 
 def check_java() -> None:
@@ -52,13 +65,12 @@ def build_spark(
 
         return SparkSession.builder.remote(client_url(engine)).getOrCreate()
     check_java()
-    jars = delta_jars()
+    jars = delta_jars() + profile_jars(cfg)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    warehouse = Path(cfg.warehouse).absolute()
     # Under spark-submit (Airflow's SparkSubmitOperator) the JVM is already up: its --master and
     # --jars come from the `spark_default` connection and the operator, not from the profile.
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
@@ -71,7 +83,7 @@ def build_spark(
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", str(warehouse / "_catalog"))
+        .config("spark.sql.warehouse.dir", under(cfg.warehouse, "_catalog"))
         .config("spark.sql.shuffle.partitions", str(cfg.profile.shuffle_partitions))
         # File listing (VACUUM, plain Parquet reads) runs as a job of this many tasks (default 10,000:
         # 20 s per VACUUM of a tiny table in local mode).
@@ -81,8 +93,7 @@ def build_spark(
         .config("spark.databricks.delta.retentionDurationCheck.enabled", str(cfg.profile.retention_check).lower())
         # New tables keep no per-column statistics in the transaction log, which would otherwise keep
         # min/max user keys, ids and text prefixes in _delta_log after the rows are erased. Deletion
-        # vectors stay off by default (delta-rs and DuckDB readers of analysts lack them); where a
-        # table has them, maintenance PURGEs them.
+        # vectors: only on the tables that declare them (jobs/tables.py), PURGEd by maintenance.
         .config("spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols", "0")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.redaction.regex", r"(?i)secret|password|token|access[.]?key|pseudonym")
@@ -105,10 +116,12 @@ def build_spark(
 
 def register_tables(spark, cfg: Config) -> list[str]:
     """Register every existing Delta table as `<layer>.<table>` in this session's catalog."""
+    from jobs.io import delta_exists  # local or object storage alike
+
     registered = []
     for table in ALL_TABLES:
         path = table.path(cfg.warehouse)
-        if not (Path(path) / "_delta_log").is_dir():
+        if not delta_exists(path):
             continue
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {table.layer}")
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table.qualified} USING DELTA LOCATION '{path}'")

@@ -35,6 +35,12 @@ class Table:
     derived: bool = False
     # Keeps the erasure request itself, the record that it happened (never erased).
     erasure_record: bool = False
+    # A dated history that every night's erasures reach into: created with deletion vectors, so an
+    # erasure marks its rows deleted instead of rewriting every file that holds one of tonight's
+    # users (all of them, at a few hundred requests a night); maintenance PURGEs the vectors and
+    # VACUUMs within erasure_physical_days. delta-rs (the analysts' reader without Spark) refuses
+    # such tables: gold stays without.
+    deletion_vectors: bool = False
     # The table's columns (Spark DDL): every write is checked against it (jobs/io.py), and a read
     # before anything wrote the table gets an empty frame of it.
     schema: str = ""
@@ -48,7 +54,15 @@ class Table:
         return tuple(c for c in (self.user_key, self.message_id, self.conversation_id, *self.free_text) if c)
 
     def path(self, warehouse) -> str:
-        return str(Path(warehouse).absolute() / self.layer / self.name)
+        return under(warehouse, self.layer, self.name)
+
+
+def under(root, *parts: str) -> str:
+    """`root/parts...` for a local folder (made absolute) or an object-store URI (`s3a://bucket/x`,
+    kept as given: pathlib would fold its `//`)."""
+    if "://" in str(root):
+        return "/".join([str(root).rstrip("/"), *parts])
+    return str(Path(root).absolute().joinpath(*parts))
 
 
 # Values of silver.daily_signals.source (and gold scores' sources) and of gold.segment_catalog.status.
@@ -60,6 +74,7 @@ CHAT_MESSAGES = Table(
     "chat_messages",
     ("ingest_date",),
     user_key="user_key",
+    deletion_vectors=True,
     message_id="message_id",
     conversation_id="conversation_id",
     free_text=("text",),
@@ -75,6 +90,7 @@ ENGAGEMENT_EVENTS = Table(
     "engagement_events",
     ("ingest_date",),
     user_key="user_key",
+    deletion_vectors=True,
     free_text=("query_text",),
     schema=(
         "event_id string, user_key string, event_type string, object_id string, object_topic string, "
@@ -118,6 +134,7 @@ QUARANTINE = Table(
     "rejected_rows",
     ("dataset", "ingest_date"),
     user_key="user_key",
+    deletion_vectors=True,
     message_id="record_id",
     conversation_id="conversation_id",
     free_text=("raw_redacted",),
@@ -141,6 +158,7 @@ USER_STATE = Table(
     "user_state",
     ("state_date",),
     user_key="user_key",
+    deletion_vectors=True,
     schema=(
         "user_key string, birth_year int, country string, region string, ai_chat_ads boolean, "
         "personalized_ads boolean, has_profile boolean, state_date date"
@@ -151,6 +169,7 @@ CHAT_TOPICS = Table(
     "chat_topics",
     ("signal_date",),
     user_key="user_key",
+    deletion_vectors=True,
     message_id="message_id",
     conversation_id="conversation_id",
     chat_rows=ALL_ROWS,
@@ -171,6 +190,7 @@ DAILY_SIGNALS = Table(
     "daily_signals",
     ("signal_date",),
     user_key="user_key",
+    deletion_vectors=True,
     chat_rows="t.source = 'chat'",
     schema="user_key string, topic string, source string, signal_date date, weight double, signals bigint",
 )
@@ -246,6 +266,14 @@ VALIDATION_RESULTS = Table(
         "validated_at timestamp"
     ),
 )
+# How long each stage of each run took (`audience report`'s durations): one row per stage attempt
+# (appended: a retry adds its own; the report keeps each stage's last).
+STAGE_RUNS = Table(
+    "quality",
+    "stage_runs",
+    ("logical_date",),
+    schema="run_id string, logical_date date, stage string, started_at timestamp, seconds double, rows bigint",
+)
 
 ALL_TABLES = [
     CHAT_MESSAGES,
@@ -266,4 +294,7 @@ ALL_TABLES = [
     CATALOG_STAGING,
     ERASURE_LOG,
     VALIDATION_RESULTS,
+    STAGE_RUNS,
 ]
+# Logs to which every run (a re-run of a date too) adds rows of its own.
+RUN_LOGS = (VALIDATION_RESULTS, STAGE_RUNS)

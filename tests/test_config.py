@@ -130,3 +130,36 @@ def test_invalid_yaml_reports_the_line(conf_copy):
     (conf_copy / "scoring.yaml").write_text("engagement_weights: [unclosed\n")
     with pytest.raises(ConfigError, match=r"scoring.yaml: line \d+: not valid YAML"):
         load_config(conf_copy)
+
+
+def test_object_store_profile_keeps_uris_and_adds_its_settings(monkeypatch):
+    """The `s3` example profile: roots stay `s3a://` URIs down to table and landing paths (a
+    pathlib join would fold `//`), and its own Spark settings come over the file's."""
+    import datetime as dt
+
+    from jobs import tables as t
+    from jobs.bronze.stage import day_folder
+
+    monkeypatch.setenv("AUDIENCE_WAREHOUSE", "s3a://lake/prod/")
+    monkeypatch.setenv("AUDIENCE_SHUFFLE_PARTITIONS", "16")
+    cfg = load_config(profile="s3")
+    assert t.AUDIENCE_SEGMENTS.path(cfg.warehouse) == "s3a://lake/prod/gold/audience_segments"
+    assert day_folder(cfg, "chat_messages", dt.date(2026, 1, 2)) == (
+        "s3a://audience-landing/landing/chat_messages/date=2026-01-02"
+    )
+    assert cfg.profile.shuffle_partitions == 16
+    assert cfg.spark_conf["spark.hadoop.fs.s3a.aws.credentials.provider"].endswith(
+        "EnvironmentVariableCredentialsProvider"
+    )
+    assert cfg.spark_conf["spark.sql.session.timeZone"] == "UTC"  # the file's settings still apply
+    assert not cfg.data_docs.as_posix().startswith("s3a:")  # GX's project stays local
+
+
+def test_a_profile_jar_that_is_missing_names_the_make_target(conf_copy):
+    from jobs.errors import AudienceError
+    from jobs.session import profile_jars
+
+    text = (conf_copy / "pipeline.yaml").read_text()
+    (conf_copy / "pipeline.yaml").write_text(text.replace("jars: [jars/s3/*.jar]", "jars: [jars/none-such/*.jar]"))
+    with pytest.raises(AudienceError, match=r"no jar matches jars/none-such/\*\.jar .*make s3-jars"):
+        profile_jars(load_config(conf_copy, profile="s3"))

@@ -84,8 +84,8 @@ def world(tmp_path_factory, cli_in_one_process):
     for old, new in (
         ("erasure_physical_days: 7", "erasure_physical_days: 0"),
         ("vacuum_retention_hours: 120", "vacuum_retention_hours: 0"),
-        # Deletion vectors on (off by default): erased rows then stay in referenced
-        # files until maintenance PURGEs them, the harder case.
+        # Deletion vectors on every table (the product: bronze, silver histories): erased rows stay in
+        # referenced files until maintenance PURGEs them, the harder case.
         (
             "\nspark:\n",
             f'\nspark:\n  spark.eventLog.enabled: "true"\n'

@@ -292,7 +292,7 @@ def _tables(spark, warehouse):
     """Every table's rows (minus run ids and wall-clock times)."""
     out = {}
     for table in t.ALL_TABLES:
-        if table is t.VALIDATION_RESULTS or not (warehouse / table.layer / table.name / "_delta_log").is_dir():
+        if table in t.RUN_LOGS or not (warehouse / table.layer / table.name / "_delta_log").is_dir():
             continue
         frame = (
             spark.read.format("delta")

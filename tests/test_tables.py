@@ -59,6 +59,31 @@ def test_every_written_table_is_declared_with_all_its_personal_columns(spark, tw
         assert set(table.personal_columns) <= columns, f"{table.qualified} declares columns it lacks"
 
 
+def test_every_commit_of_a_night_names_the_run_that_made_it(spark, two_nights):
+    """DESCRIBE HISTORY tells which run wrote a version: each table's commits carry the id of the
+    night that made them (userMetadata). Read from the copy kept after the first night and from the
+    versions the second night added next (other tests write later versions of the shared warehouse)."""
+    from delta.tables import DeltaTable
+
+    def labels(warehouse):
+        seen = {}
+        for log in sorted(Path(warehouse).glob("*/*/_delta_log")):
+            history = DeltaTable.forPath(spark, str(log.parent)).history().orderBy("version").collect()
+            seen[f"{log.parent.parent.name}.{log.parent.name}"] = [h.userMetadata for h in history]
+        return seen
+
+    second = f"audience run {two_nights['first']['run_id']}"
+    after_first, now = labels(two_nights["after_d1"]), labels(two_nights["cfg"].warehouse)
+    first_night = {label for seen in after_first.values() for label in seen}
+    assert len(first_night) == 1 and first_night != {second}, first_night
+    assert next(iter(first_night)).startswith("audience run ")
+    assert all(label and label.startswith("audience run ") for seen in now.values() for label in seen)
+    for table in ("bronze.chat_messages", "silver.daily_signals", "gold.segment_catalog"):
+        kept = len(after_first[table])
+        assert now[table][:kept] == after_first[table], table
+        assert now[table][kept] == second, table
+
+
 def test_a_write_that_differs_from_the_declared_schema_is_refused(spark, tmp_path):
     from jobs.errors import AudienceError
     from jobs.io import replace_partition

@@ -29,6 +29,7 @@ from jobs.config.files import (  # noqa: F401 - ENGAGEMENT_EVENT_TYPES and write
     Quality,
     RegionPolicy,
     Retention,
+    Scheduling,
     TaxonomyFile,
     write_schemas,
 )
@@ -70,19 +71,25 @@ class Config:
     tagger_model: str
     retention: Retention
     quality: Quality
+    scheduling: Scheduling
 
     @property
-    def landing(self) -> Path:
-        return Path(self.profile.landing)
+    def landing(self) -> Path | str:
+        """A local folder as a Path; an object-store URI (`s3a://...`) as the string given."""
+        return _root(self.profile.landing)
 
     @property
-    def warehouse(self) -> Path:
-        return Path(self.profile.warehouse)
+    def warehouse(self) -> Path | str:
+        return _root(self.profile.warehouse)
 
     @property
     def data_docs(self) -> Path:
-        """GX project and its Data Docs site: `quality.data_docs`, else beside the warehouse."""
-        return Path(self.quality.data_docs or self.warehouse.absolute().parent / "data_docs")
+        """GX project and its Data Docs site (local files): `quality.data_docs`, else beside a local
+        warehouse, or `./data_docs` for one in object storage."""
+        if self.quality.data_docs:
+            return Path(self.quality.data_docs)
+        warehouse = self.warehouse
+        return Path("data_docs").absolute() if isinstance(warehouse, str) else warehouse.absolute().parent / "data_docs"
 
     def with_policy(self, region: str, **changes) -> Config:
         """A copy with one region's policy changed and validated (what-if runs, tests)."""
@@ -218,9 +225,24 @@ def _pipeline(path: Path, profile_name: str | None, overrides: dict) -> Pipeline
     return f.model_copy(update={"profile": name, "profiles": {name: profile}})
 
 
+def pipeline_settings(conf_dir=None) -> PipelineFile:
+    """conf/pipeline.yaml alone, validated (what a DAG file reads at parse time: the taxonomy is
+    large)."""
+    return read_file(_conf_dir(conf_dir) / "pipeline.yaml", env=True)
+
+
+def _conf_dir(conf_dir) -> Path:
+    """The conf folder: given, else $AUDIENCE_CONF, else the package's conf/."""
+    return Path(conf_dir or os.environ.get("AUDIENCE_CONF") or DEFAULT_CONF_DIR)
+
+
+def _root(value: str) -> Path | str:
+    return value.rstrip("/") if "://" in value else Path(value)
+
+
 def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Config:
     """Read every file of conf_dir; command-line roots override the profile's."""
-    conf_dir = Path(conf_dir or os.environ.get("AUDIENCE_CONF") or DEFAULT_CONF_DIR)
+    conf_dir = _conf_dir(conf_dir)
     if not conf_dir.is_dir():
         raise ConfigError(conf_dir, "-", "conf folder not found")
     overrides = {k: str(v) for k, v in (("landing", landing), ("warehouse", warehouse)) if v}
@@ -232,7 +254,10 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
     return Config(
         conf_dir=conf_dir,
         profile=pipe.profiles[pipe.profile],
-        spark_conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in pipe.spark.items()},
+        spark_conf={
+            k: str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in {**pipe.spark, **pipe.profiles[pipe.profile].spark}.items()
+        },
         regions=regions,
         country_region=country_region,
         default_region=default_region,
@@ -249,4 +274,5 @@ def load_config(conf_dir=None, profile=None, landing=None, warehouse=None) -> Co
         tagger_model=model if "://" in model or Path(model).is_absolute() else str(REPO_ROOT / model),
         retention=pipe.retention,
         quality=pipe.quality,
+        scheduling=pipe.scheduling,
     )

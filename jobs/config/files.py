@@ -125,9 +125,13 @@ class Profile(_Strict):
     master: Text
     landing: str
     warehouse: str
-    shuffle_partitions: PositiveInt
+    shuffle_partitions: Annotated[PositiveInt, Field(strict=False)]  # may come from ${VAR}
     allow_dev_pseudonym_key: bool
     retention_check: bool = True
+    # This profile's own Spark settings (over the file's `spark:`), and extra local jars: globs under
+    # the repository, such as the object-store connector `make s3-jars` fetches.
+    spark: dict[str, str | int | float | bool] = {}
+    jars: list[str] = []
     name: str = ""
 
 
@@ -150,12 +154,18 @@ class Quality(_Strict):
     data_docs: str = ""
 
 
+class Scheduling(_Strict):
+    landing_wait_hours: Annotated[NonNegativeFloat, Field(strict=False)]
+    landing_poke_seconds: Annotated[PositiveInt, Field(strict=False)]
+
+
 class PipelineFile(_Strict):
     profile: Text
     profiles: dict[Text, Profile]
     spark: dict[str, str | int | float | bool] = {}
     ingest: Ingest
     retention: Retention
+    scheduling: Scheduling
     quality: Quality
 
 

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
+from jobs.context import COMMIT_METADATA
 from jobs.io import delta_exists
 from jobs.progress import Progress
 
@@ -64,6 +65,8 @@ def purge(spark, cfg: Config, table: t.Table) -> None:
     settings = {"delta.deletedFileRetentionDuration": f"interval {hours} hours"}
     if properties.get("delta.enableChangeDataFeed") == "true":
         settings["delta.enableChangeDataFeed"] = "false"  # its _change_data files go with VACUUM
+    if table.deletion_vectors:  # a table created before its declaration asked for them
+        settings["delta.enableDeletionVectors"] = "true"
     changed = {k: v for k, v in settings.items() if properties.get(k) != v}
     if changed:
         spark.sql(
@@ -89,6 +92,7 @@ def mark_purged(spark, cfg: Config, today: dt.date, vacuumed_before: dt.datetime
 
 
 def run_maintenance(spark, cfg: Config, today: dt.date, progress: Progress) -> list[dict]:
+    spark.conf.set(COMMIT_METADATA, f"audience maintenance {today}")
     report = []
     with progress.stage("retention: chat text") as step:
         step.rows = expire_text(spark, cfg, today)

@@ -16,7 +16,6 @@ reported as well. The erasure log and the requests table keep the request itself
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
@@ -84,7 +83,7 @@ def due_needles(spark, cfg: Config, today: dt.date) -> DataFrame | None:
 
 def table_dirs(warehouse) -> list[tuple[str, str, t.Table | None]]:
     """(path, name, declaration or None) of every Delta table under the warehouse."""
-    root = Path(warehouse).absolute()
+    root = t.under(warehouse)
     declared = {(x.layer, x.name): x for x in t.ALL_TABLES}
     found = []
     for log in glob_paths(f"{root}/*/*/_delta_log"):
