@@ -17,7 +17,9 @@ from airflow.providers.standard.operators.bash import BashOperator
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
-JARS = ",".join(sorted(str(p) for p in (REPO / "jars").glob("delta-*.jar")))
+# Delta's jars, and the object-store connector when `make s3-jars` fetched it (a profile whose
+# roots are s3a:// URIs needs it in the applications spark-submit starts).
+JARS = ",".join(sorted(str(p) for p in [*(REPO / "jars").glob("delta-*.jar"), *(REPO / "jars" / "s3").glob("*.jar")]))
 # The profile every task runs: it refuses the development pseudonymization key (conf/pipeline.yaml).
 PROFILE = "airflow"
 # Roots from the worker's environment, passed to the jobs as command-line options.
@@ -52,12 +54,43 @@ SUBMIT = {
 }
 
 
+# Failure alerts go through this SMTP connection (Airflow's SMTP provider): host, port, login and,
+# in its extra, `to` (comma-separated) and `from_email`. Without it, failures are only in the UI.
+ALERT_CONN = "audience_alerts"
+
+
+def failure_alert(context) -> None:
+    """One e-mail per failed task: date, task, try and the first line of the error."""
+    import html
+
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from airflow.sdk import Connection
+
+    try:
+        extra = Connection.get(ALERT_CONN).extra_dejson
+    except Exception:  # not configured: nothing to send to
+        return
+    ti, day = context["ti"], context["ds"]
+    error = (str(context.get("exception") or "").strip().splitlines() or ["(no error recorded)"])[0][:500]
+    SmtpNotifier(
+        to=extra["to"],
+        from_email=extra.get("from_email"),
+        subject=f"[audience] {ti.dag_id} {day}: {ti.task_id} failed",
+        html_content=(
+            f"<p>Date: {day}<br>Task: {ti.task_id} (try {ti.try_number})<br>"
+            f"Error: {html.escape(error)}<br>Log: {html.escape(str(getattr(ti, 'log_url', '')))}</p>"
+        ),
+        smtp_conn_id=ALERT_CONN,
+    ).notify(context)  # notify, not __call__: the error text is not a template
+
+
 def default_args(retries: int, retry_delay: dt.timedelta) -> dict:
     delay = os.environ.get("AUDIENCE_RETRY_DELAY_SECONDS")
     return {
         "owner": "audience-data-eng",
         "retries": retries,
         "retry_delay": dt.timedelta(seconds=int(delay)) if delay else retry_delay,
+        "on_failure_callback": failure_alert,
     }
 
 

@@ -6,6 +6,11 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
 * **Schedule**: daily at 02:00 UTC for the data interval that just ended (explicit
   `CronDataIntervalTimetable`: `{{ ds }}` is the day being processed). No catchup: past dates are
   backfilled on purpose with `airflow backfill create --dag-id audience_nightly --from-date ... --to-date ...`.
+* **Waiting for data**: `wait_for_landing` (a sensor in reschedule mode: no worker slot held between
+  looks) waits for the day's `chat_messages` and `engagement_events` folders, which come every day
+  (SPEC section 3), until `scheduling.landing_wait_hours` after the day ends, looking every
+  `scheduling.landing_poke_seconds` (conf/pipeline.yaml); then it fails, naming the missing folders.
+  A late delivery makes the run wait, not fail; no engine is started before the data is there.
 * **Tasks**: one per stage, each a short `audience stage ... --engine URL` process joining the run's
   warm Spark engine (Spark Connect) that `engine_start` starts on `spark_default`'s master (set
   `AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}'` for local mode; point it
@@ -27,17 +32,53 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
-from _spark_stage import default_args, engine_stage, engine_tasks
-from airflow.sdk import DAG, Asset, chain
+from _spark_stage import ROOTS, default_args, engine_stage, engine_tasks
+from airflow.sdk import DAG, Asset, chain, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from jobs.config import pipeline_settings
 from jobs.registry import STAGES
+
+SCHEDULING = pipeline_settings().scheduling
 
 
 def asset(table) -> Asset:
     """Named by table; the URI is logical so that every deployment (local path, object store) shares it."""
     return Asset(name=table.qualified, uri=f"delta://audience/{table.layer}/{table.name}")
+
+
+@task.sensor(
+    task_id="wait_for_landing",
+    mode="reschedule",
+    poke_interval=SCHEDULING.landing_poke_seconds,
+    # the deadline below ends the wait; this only bounds a sensor whose pokes keep failing
+    timeout=(SCHEDULING.landing_wait_hours + 24) * 3600,
+    execution_timeout=dt.timedelta(minutes=10),
+    doc_md="Waits for the day's chat and engagement folders; fails naming them after the configured wait.",
+)
+def wait_for_landing(ds=None, data_interval_end=None) -> bool:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from jobs.bronze.stage import missing_daily_folders
+    from jobs.config import load_config
+
+    roots = dict(zip(ROOTS[::2], ROOTS[1::2]))
+    cfg = load_config(roots.get("--conf"), roots["--profile"], roots.get("--landing"), roots.get("--warehouse"))
+    missing = missing_daily_folders(cfg, dt.date.fromisoformat(ds))
+    if not missing:
+        return True
+    deadline = data_interval_end + dt.timedelta(hours=cfg.scheduling.landing_wait_hours)
+    if dt.datetime.now(dt.timezone.utc) >= deadline:
+        raise AirflowFailException(
+            f"landing folder missing at {deadline:%Y-%m-%d %H:%M} UTC, the end of the wait: {', '.join(missing)} "
+            f"(upstream has not delivered {ds})"
+        )
+    logging.getLogger("airflow.task").info(
+        "waiting until %s UTC for %s", f"{deadline:%Y-%m-%d %H:%M}", ", ".join(missing)
+    )
+    return False
 
 
 with DAG(
@@ -54,6 +95,7 @@ with DAG(
     # tables are assets.
     engine = engine_tasks(dt.timedelta(minutes=10))
     chain(
+        wait_for_landing(),
         *engine[:1],
         *(
             engine_stage(

@@ -136,7 +136,17 @@ def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
     )
     dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
     assert dag["tasks"] == sorted(
-        ["engine_start", "ingest", "privacy", "signals", "interests", "segments", "publish", "engine_stop"]
+        [
+            "wait_for_landing",
+            "engine_start",
+            "ingest",
+            "privacy",
+            "signals",
+            "interests",
+            "segments",
+            "publish",
+            "engine_stop",
+        ]
     )
     assert dag["setup"] == ["engine_start"] and dag["teardown"] == ["engine_stop"]
 
@@ -161,3 +171,103 @@ def test_airflow_script_keeps_the_spark_connection_a_caller_sets_and_defaults_to
 
     assert connection(AIRFLOW_CONN_SPARK_DEFAULT=json.dumps(cluster)) == ("spark://127.0.0.1", 7077)
     assert connection() == ("local[*]", None)
+
+
+# The nightly DAG's sensor run by Airflow (`dag.test`, SQLite): a late delivery and one that never
+# comes, with failure alerts sent to an SMTP sink on 127.0.0.1 (the `audience_alerts` connection).
+SENSOR_RUN = """
+import datetime as dt, email, json, os, pathlib, socketserver, sqlite3, sys, threading, time
+sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+mails = []
+
+class Sink(socketserver.StreamRequestHandler):  # just enough SMTP to take a message
+    def handle(self):
+        self.wfile.write(b"220 sink\\r\\n")
+        data = None
+        for raw in self.rfile:
+            line = raw.decode(errors="replace").rstrip("\\r\\n")
+            if data is not None:
+                if line == ".":
+                    mails.append(email.message_from_string("\\n".join(data)))
+                    data = None
+                    self.wfile.write(b"250 ok\\r\\n")
+                else:
+                    data.append(line[1:] if line.startswith("..") else line)
+            elif line[:4].upper() == "DATA":
+                data = []
+                self.wfile.write(b"354 go on\\r\\n")
+            elif line[:4].upper() == "QUIT":
+                self.wfile.write(b"221 bye\\r\\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\\r\\n")
+
+sink = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Sink)
+threading.Thread(target=sink.serve_forever, daemon=True).start()
+os.environ["AIRFLOW_CONN_AUDIENCE_ALERTS"] = json.dumps({
+    "conn_type": "smtp", "host": "127.0.0.1", "port": sink.server_address[1],
+    "extra": {"to": "oncall@example.org", "from_email": "airflow@example.org",
+              "disable_tls": True, "disable_ssl": True},
+})
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).get_dag("audience_nightly")
+sensor = dag.partial_subset(["wait_for_landing"], include_downstream=False, include_upstream=False)
+landing, db = pathlib.Path(os.environ["AUDIENCE_LANDING"]), os.environ["AIRFLOW_HOME"] + "/airflow.db"
+
+def reschedules():
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT count(*) FROM task_reschedule").fetchone()[0]
+
+def deliver_after_a_wait(day):  # once the sensor has given its slot back at least once
+    while reschedules() == 0:
+        time.sleep(0.5)
+    for ds in ("chat_messages", "engagement_events"):
+        (landing / ds / f"date={day}").mkdir(parents=True)
+
+out = {}
+tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+for label, day in (("late", tomorrow), ("never", dt.date(2025, 12, 16))):
+    if label == "late":
+        threading.Thread(target=deliver_after_a_wait, args=(tomorrow,), daemon=True).start()
+    run = sensor.test(logical_date=dt.datetime(day.year, day.month, day.day, 2, tzinfo=dt.timezone.utc))
+    out[label] = {"state": str(run.state), "reschedules": reschedules(), "mails": len(mails)}
+body = lambda m: "".join(p.get_payload(decode=True).decode() for p in m.walk() if not p.is_multipart())
+out["alerts"] = [{"to": m["To"], "subject": m["Subject"], "body": body(m)} for m in mails]
+print(json.dumps(out))
+"""
+
+
+def test_the_nightly_waits_for_a_late_landing_folder_and_alerts_on_one_that_never_comes(tmp_path):
+    """SPEC section 3: a missing chat or engagement folder means upstream is late; the DAG waits
+    (reschedule mode: no worker slot held) and runs once it lands; past the configured wait it
+    fails naming the missing folders, and the failure sends one alert (date, task, first line of
+    the error) through the `audience_alerts` SMTP connection."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AUDIENCE_LANDING": str(tmp_path / "landing"),
+        "AUDIENCE_LANDING_POKE_SECONDS": "1",
+    }
+    airflow = str(REPO_ROOT / ".venv" / "bin" / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", SENSOR_RUN, str(REPO_ROOT / "dags" / "audience_nightly.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["late"] == {"state": "success", "reschedules": result["late"]["reschedules"], "mails": 0}
+    assert result["late"]["reschedules"] >= 1
+    assert result["never"]["state"] == "failed"
+    missing = tmp_path / "landing" / "chat_messages" / "date=2025-12-16"
+    error = f"landing folder missing at 2025-12-16 08:00 UTC, the end of the wait: {missing}"
+    [alert] = result["alerts"]
+    assert alert["to"] == "oncall@example.org"
+    assert alert["subject"] == "[audience] audience_nightly 2025-12-16: wait_for_landing failed"
+    assert "Date: 2025-12-16" in alert["body"] and "Task: wait_for_landing" in alert["body"]
+    assert error in alert["body"]

@@ -58,6 +58,12 @@ def day_folder(cfg: Config, dataset: str, logical_date: dt.date) -> str:
     return f"{cfg.landing}/{dataset}/date={logical_date.isoformat()}"
 
 
+def missing_daily_folders(cfg: Config, logical_date: dt.date) -> list[str]:
+    """The date's folders of the datasets delivered every day (chat, engagement) not landed yet."""
+    folders = [day_folder(cfg, ds.name, logical_date) for ds in DATASETS if ds.delivered_daily]
+    return [folder for folder in folders if not path_exists(folder)]
+
+
 def read_landing(spark: SparkSession, ds: Dataset, folder: str) -> DataFrame:
     """Raw rows as (value: JSON text, source_file). Parquet rows are re-encoded as JSON text."""
     source_file = F.col("_metadata.file_name").alias("source_file")
