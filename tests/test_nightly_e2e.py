@@ -118,6 +118,52 @@ def readme_audience_query(cfg) -> str:
     return query
 
 
+@pytest.mark.parametrize("snippet", ["polars-audience", "duckdb-audience"])
+def test_the_readmes_queries_without_spark_give_the_current_audience_as_spark_does(spark, nightly_runs, snippet):
+    """An analyst without Spark (delta-rs with Polars or DuckDB, README "Without Spark") reads the
+    same current audience as the README's Spark SQL."""
+    from jobs import REPO_ROOT
+
+    cfg = nightly_runs["cfg"]
+    readme = (REPO_ROOT / "README.md").read_text()
+    code = readme.split(f"<!-- {snippet} -->")[1].split("```python")[1].split("```")[0]
+    names = {"WAREHOUSE": str(cfg.warehouse)}
+    exec(code, names)  # noqa: S102 - the README's own example
+    columns = ["region", "segment_id", "user_key"]
+    audience = names["audience"]  # a Polars frame or a DuckDB relation
+    rows = audience.select(columns).rows() if snippet == "polars-audience" else audience.select(*columns).fetchall()
+    ours = spark.sql(readme_audience_query(cfg)).select(*columns).collect()
+    assert ours and sorted(rows) == sorted(tuple(r) for r in ours)
+
+
+def test_every_query_of_the_cookbook_runs_and_agrees_with_the_published_audience(spark, nightly_runs):
+    """docs/queries.md, each query on the warehouse after two nights: the sizes per region and the
+    members by source add up to the current audience, quarantine reasons to the quarantined rows,
+    and the history names the run of every commit."""
+    import re
+
+    from jobs import REPO_ROOT
+
+    cfg = nightly_runs["cfg"]
+    page = (REPO_ROOT / "docs" / "queries.md").read_text()
+    homes = {x.qualified: f"delta.`{x.path(cfg.warehouse)}`" for x in t.ALL_TABLES}
+    queries = {
+        name: re.sub(r"\b[a-z]+\.[a-z_]+\b", lambda m: homes.get(m.group(0), m.group(0)), sql)
+        for name, sql in re.findall(r"<!-- query: ([a-z-]+) -->\n```sql\n(.*?)```", page, re.S)
+    }
+    assert len(queries) == page.count("<!-- query:") == 7
+    rows = {name: spark.sql(sql).collect() for name, sql in queries.items()}
+    assert all(rows.values()), [name for name, found in rows.items() if not found]
+    audience = len(rows["current-audience"])
+    assert audience == spark.sql(readme_audience_query(cfg)).count()
+    latest = max(r.snapshot_date for r in rows["sizes-over-time"])
+    assert sum(r.members for r in rows["sizes-over-time"] if r.snapshot_date == latest) == audience
+    assert sum(r.members for r in rows["members-by-source"] if r.snapshot_date == latest) == audience
+    quarantined = spark.read.format("delta").load(t.QUARANTINE.path(cfg.warehouse)).count()
+    assert sum(r.rows for r in rows["quarantine-reasons"]) == quarantined
+    assert all(r.userMetadata.startswith("audience run ") for r in rows["history"])
+
+
 def test_republishing_a_date_switches_readers_from_one_complete_publication_to_the_next(
     spark, nightly_runs, monkeypatch
 ):

@@ -36,7 +36,7 @@ def _common_options(default) -> argparse.ArgumentParser:
     common.add_argument(
         "--profile",
         default=default,
-        help="conf profile: local, test, airflow, cluster (default from conf or $AUDIENCE_PROFILE)",
+        help="conf profile: local, test, airflow, cluster, s3 (default from conf or $AUDIENCE_PROFILE)",
     )
     common.add_argument("-q", "--quiet", action="store_true", default=default or False, help="no progress lines")
     return common
@@ -90,8 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="only this table's suite, e.g. gold.audience_segments")
     p.set_defaults(func=nightly.cmd_validate)
 
-    p = add("report", help="print a date's reconciliation and per-region segments")
-    p.add_argument("--date", type=_date, required=True)
+    p = add("report", help="print a date's reconciliation and per-region segments, or write charts of dates as HTML")
+    p.add_argument("--date", type=_date, help="the date of the printed report")
+    p.add_argument("--from", dest="first", type=_date, help="with --html: the first date charted")
+    p.add_argument("--to", dest="last", type=_date, help="with --html: the last date charted")
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML file with charts")
     p.add_argument("--engine", metavar="URL", help="read through this warm engine (`audience engine`)")
     p.set_defaults(func=nightly.cmd_report)
 
@@ -145,7 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sql", help="run SQL over the registered tables (<layer>.<table>)")
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="table (default), CSV, or JSON lines"
+    )
     p.set_defaults(func=sql.cmd_sql)
+
+    p = add("serve-sql", help="a read-only JDBC/ODBC endpoint (Spark's Thrift server) over the registered tables")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=10000)
+    p.add_argument("--max-hours", type=float, default=12.0, help="stop by itself after this long")
+    p.set_defaults(func=sql.cmd_serve_sql)
     return parser
 
 

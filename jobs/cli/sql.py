@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+import sys
 
 from jobs.cli.common import config_of, render_table, session
 from jobs.errors import AudienceError
@@ -64,4 +67,23 @@ def cmd_sql(args, progress):
     except Exception as exc:  # AnalysisException, ParseException: the message is what a user needs
         raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
     rows = [r.asDict() for r in frame.limit(args.limit).collect()]
-    print(render_table(rows, frame.columns) if frame.columns else "ok")
+    if not frame.columns:
+        print("ok")
+    elif args.format == "csv":
+        out = csv.DictWriter(sys.stdout, frame.columns, lineterminator="\n")
+        out.writeheader()
+        out.writerows(rows)
+    elif args.format == "json":  # one object per line; dates and timestamps as ISO text
+        for row in rows:
+            print(json.dumps(row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+    else:
+        print(render_table(rows, frame.columns))
+
+
+def cmd_serve_sql(args, progress):
+    from jobs.ops.sql_endpoint import serve
+
+    def ready(url, tables):
+        print(f"serving {len(tables)} tables read-only at {url} (beeline -u {url}); Ctrl-C stops", flush=True)
+
+    serve(config_of(args), args.host, args.port, args.max_hours, ready)
