@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: sample landing data, then the nightly Airflow DAG run for
 # real (airflow dags test: SQLite; stages in one warm Spark engine, local[*]) for each demo date,
-# then the last date's report. Roots: ./landing, ./warehouse, ./airflow_home (all git-ignored).
+# then the last date's report, printed and as charts in reports/ (HTML). Roots: ./landing,
+# ./warehouse, ./airflow_home, ./reports (all git-ignored).
 # The size is one at which every region publishes several segments and suppresses a few (the
 # smallest regions hold about 2% of the users; a segment needs 100 members).
 set -euo pipefail
@@ -36,4 +37,6 @@ for n in $(seq 0 $((days - 1))); do
   echo "   DAG run succeeded in $(( $(date +%s) - start_s )) s"
 done
 .venv/bin/audience -q --landing "$AUDIENCE_LANDING" --warehouse "$AUDIENCE_WAREHOUSE" report --date "$day" --engine "$engine"
+.venv/bin/audience -q --warehouse "$AUDIENCE_WAREHOUSE" report --from "$start" --to "$day" \
+  --html "$repo/reports/audience-$start-$day.html" --engine "$engine"
 echo "demo: $days dates generated and run through Airflow in $(( $(date +%s) - demo_start_s )) s"

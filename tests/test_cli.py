@@ -1,5 +1,8 @@
 """The command line gives one clear line and a non-zero exit for operator mistakes, never a traceback."""
 
+import csv
+import io
+import json
 import os
 import subprocess
 import sys
@@ -7,6 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
+from jobs.config import load_config
 
 AUDIENCE = str(Path(sys.executable).with_name("audience"))
 
@@ -104,10 +109,13 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process
         "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
         "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x",
     )
-    sql, report, bad, *writes, rows = (
+    by_region = "SELECT region, count(*) AS n, max(snapshot_date) AS day FROM gold.segment_catalog GROUP BY region"
+    as_csv, as_json, sql, report, bad, *writes, rows = (
         SimpleNamespace(**done)
         for done in cli_in_one_process(
             [
+                [*roots, "sql", "--format", "csv", by_region + " ORDER BY region"],
+                [*roots, "sql", "--format", "json", by_region + " ORDER BY region"],
                 [*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages"],
                 [*roots, "report", "--date", "2025-12-16"],
                 [*roots, "sql", "SELECT nope FROM bronze.chat_messages"],
@@ -118,6 +126,12 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process
             tmp_path,
         )
     )
+    # --format csv and json: the same rows, for spreadsheets and scripts (one catalog row per topic)
+    topics = len(load_config().targetable_topics)
+    csv_rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    json_rows = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert csv_rows and [{**r, "n": int(r["n"])} for r in csv_rows] == json_rows
+    assert all(r["n"] == topics and r["day"] == "2025-12-16" for r in json_rows)
     assert sql.returncode == 0, sql.stderr
     accepted = next(line.split()[2] for line in run.stdout.splitlines() if line.startswith("chat_messages"))
     assert report.returncode == 0 and report.stdout.strip() == run.stdout.strip()

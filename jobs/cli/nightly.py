@@ -49,6 +49,7 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
     """Per region: published and suppressed segments, members, and where members' scores came from."""
     from pyspark.sql import functions as F
 
+    from jobs.gold.segments import MEMBER_SOURCES, member_source
     from jobs.tables import AUDIENCE_SEGMENTS, SEGMENT_CATALOG
 
     catalog = (
@@ -61,7 +62,7 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
             F.sum((F.col("status") != PUBLISHED).cast("int")).alias("suppressed"),
         )
     )
-    chat, eng = F.col("chat_score") > 0, F.col("engagement_score") > 0
+    source = member_source()
     members = (
         spark.read.format("delta")
         .load(AUDIENCE_SEGMENTS.path(cfg.warehouse))
@@ -69,9 +70,10 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
         .groupBy("region")
         .agg(
             F.count("*").alias("members"),
-            F.sum((chat & ~eng).cast("int")).alias("chat_only"),
-            F.sum((eng & ~chat).cast("int")).alias("engagement_only"),
-            F.sum((chat & eng).cast("int")).alias("both"),
+            *[
+                F.sum((source == label).cast("int")).alias(column)
+                for label, column in zip(MEMBER_SOURCES, ("chat_only", "engagement_only", "both"), strict=True)
+            ],
         )
     )
     rows = catalog.join(members, on="region", how="left").orderBy("region").collect()
@@ -254,8 +256,22 @@ def cmd_engine(args, progress):
 
 def cmd_report(args, progress):
     cfg = config_of(args)
-    _print_day(session(cfg, "audience-report", args.engine), cfg, args.date)
-    _print_docs(cfg)
+    if args.html is None:
+        if args.date is None or args.first or args.last:
+            raise AudienceError("report: give --date D (printed), or --from D1 --to D2 --html FILE (charts)")
+        _print_day(session(cfg, "audience-report", args.engine), cfg, args.date)
+        _print_docs(cfg)
+        return
+    first, last = (args.date, args.date) if args.date else (args.first, args.last)
+    if first is None or last is None or (args.date and (args.first or args.last)) or first > last:
+        raise AudienceError("report --html: give --from D1 --to D2 with D1 <= D2 (or one --date)")
+    from jobs.ops.report import write_report
+
+    with progress.stage("report") as step:
+        charts = write_report(session(cfg, "audience-report", args.engine), cfg, first, last, args.html)
+        step.rows = sum(len(c.frame) for c in charts)
+    empty = ", ".join(c.title for c in charts if c.frame.empty)
+    print(f"report {first} to {last}: {Path(args.html).absolute()}" + (f" (no rows: {empty})" if empty else ""))
 
 
 def cmd_maintain(args, progress):

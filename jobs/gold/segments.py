@@ -11,6 +11,16 @@ from pyspark.sql import functions as F
 from jobs.tables import CHAT, ENGAGEMENT, PUBLISHED, SUPPRESSED_MIN, SUPPRESSED_POLICY
 
 SCORE_DIGITS = 9
+# Where a member's score came from, as reports show it.
+MEMBER_SOURCES = ("chat only", "engagement only", "both")
+
+
+def member_source() -> Column:
+    """A member row's source (MEMBER_SOURCES): which of its chat and engagement scores are above 0."""
+    chat, eng = F.col("chat_score") > 0, F.col("engagement_score") > 0
+    return F.when(chat & eng, MEMBER_SOURCES[2]).when(chat, MEMBER_SOURCES[0]).when(eng, MEMBER_SOURCES[1])
+
+
 # Names the publication a member row and a catalog row belong to (jobs/gold/stage.py: publish).
 PUBLICATION = "publication_id"
 
