@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType
 
 from jobs.errors import AudienceError
-from jobs.tables import Table
+from jobs.tables import COLUMN_DOCS, Table
 
 
 @functools.lru_cache(maxsize=8)
@@ -94,17 +94,54 @@ def replace_partition(frame: DataFrame, table: Table, warehouse, values: dict) -
     checking the frame against the table's declared schema."""
     check_schema(frame, table)
     path = table.path(warehouse)
-    writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate(values))
-    if table.deletion_vectors and not delta_exists(path):  # a table property, set where it is created
-        writer = writer.option("delta.enableDeletionVectors", "true")
-    writer.partitionBy(*table.partition_by).save(path)
+    if not _created(frame, table, path):
+        writer = frame.write.format("delta").mode("overwrite").option("replaceWhere", predicate(values))
+        writer.partitionBy(*table.partition_by).save(path)
 
 
-def append(frame: DataFrame, table: Table, warehouse) -> None:
+def append(frame: DataFrame, table: Table, warehouse, merge_schema: bool = False) -> None:
     """Add rows (a log's), after checking the frame against the table's declared schema: one commit,
     cheaper than a partition replacement (no snapshot of the replaced rows to compute)."""
     check_schema(frame, table)
-    frame.write.format("delta").mode("append").partitionBy(*table.partition_by).save(table.path(warehouse))
+    path = table.path(warehouse)
+    if not _created(frame, table, path):
+        writer = frame.write.format("delta").mode("append").option("mergeSchema", str(merge_schema).lower())
+        writer.partitionBy(*table.partition_by).save(path)
+
+
+def _created(frame: DataFrame, table: Table, path: str) -> bool:
+    """Create the table with the frame's rows when it does not exist yet (one commit, as a write):
+    with its description, its columns' comments and its declared properties. False if it exists."""
+    if delta_exists(path):
+        return False
+    from pyspark.sql import functions as F
+
+    writer = (
+        frame.select([F.col(c).alias(c, metadata={"comment": COLUMN_DOCS[c]}) for c in frame.columns])
+        .writeTo(f"delta.`{path}`")
+        .using("delta")
+        .tableProperty("comment", table.doc)
+    )
+    if table.deletion_vectors:
+        writer = writer.tableProperty("delta.enableDeletionVectors", "true")
+    if table.partition_by:
+        writer = writer.partitionedBy(*[F.col(c) for c in table.partition_by])
+    writer.create()
+    return True
+
+
+def document(spark: SparkSession, table: Table, path: str, description: str | None) -> None:
+    """Give a table created before its comments were declared (or since changed) its description
+    and column comments: at most two commits, none when they match (`description`: the table's)."""
+    if description != table.doc:
+        spark.sql(f"COMMENT ON TABLE delta.`{path}` IS {sql_literal(table.doc)}")
+    stale = [
+        f"{f.name} COMMENT {sql_literal(COLUMN_DOCS[f.name])}"
+        for f in spark.read.format("delta").load(path).schema.fields
+        if f.name in COLUMN_DOCS and f.metadata.get("comment") != COLUMN_DOCS[f.name]
+    ]
+    if stale:
+        spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN {', '.join(stale)}")
 
 
 def merge_into(source: DataFrame, path: str, on: str, actions: str) -> None:

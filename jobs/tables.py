@@ -44,6 +44,9 @@ class Table:
     # The table's columns (Spark DDL): every write is checked against it (jobs/io.py), and a read
     # before anything wrote the table gets an empty frame of it.
     schema: str = ""
+    # What the table holds, for analysts: the Delta table's description (`DESCRIBE TABLE EXTENDED`'s
+    # Comment), set when the table is created; its columns' comments come from COLUMN_DOCS.
+    doc: str = ""
 
     @property
     def qualified(self) -> str:
@@ -73,6 +76,10 @@ CHAT_MESSAGES = Table(
     "bronze",
     "chat_messages",
     ("ingest_date",),
+    doc=(
+        "Chat turns of the AI assistant as landed each day, keyed by user_key, PII redacted; text removed "
+        "after chat_text_retention_days."
+    ),
     user_key="user_key",
     deletion_vectors=True,
     message_id="message_id",
@@ -89,6 +96,10 @@ ENGAGEMENT_EVENTS = Table(
     "bronze",
     "engagement_events",
     ("ingest_date",),
+    doc=(
+        "Engagement events (likes, shares, follows, searches, clicks, views) as landed each day, keyed by "
+        "user_key; sensitive object topics removed."
+    ),
     user_key="user_key",
     deletion_vectors=True,
     free_text=("query_text",),
@@ -102,6 +113,7 @@ USER_PROFILES = Table(
     "bronze",
     "user_profiles",
     ("ingest_date",),
+    doc="Profile changes as landed each day (birth year, country); silver.user_state keeps the latest per user.",
     user_key="user_key",
     schema=(
         "user_key string, birth_year int, country string, updated_at timestamp, source_file string, ingest_date date"
@@ -111,6 +123,7 @@ AD_PREFERENCES = Table(
     "bronze",
     "ad_preferences",
     ("ingest_date",),
+    doc="Ad preference changes as landed each day; silver.user_state keeps the latest per user.",
     user_key="user_key",
     schema=(
         "user_key string, ai_chat_ads boolean, personalized_ads boolean, updated_at timestamp, "
@@ -121,6 +134,10 @@ ERASURE_REQUESTS = Table(
     "bronze",
     "erasure_requests",
     ("ingest_date",),
+    doc=(
+        "Erasure requests as landed each day; applied by the next nightly run (privacy.erasure_log says what "
+        "each removed)."
+    ),
     user_key="user_key",
     erasure_record=True,
     schema=(
@@ -133,6 +150,10 @@ QUARANTINE = Table(
     "quarantine",
     "rejected_rows",
     ("dataset", "ingest_date"),
+    doc=(
+        "Landing rows refused by ingest, with the reason; no raw user id, text redacted; kept "
+        "quarantine_retention_days."
+    ),
     user_key="user_key",
     deletion_vectors=True,
     message_id="record_id",
@@ -148,6 +169,7 @@ INGEST_RECONCILIATION = Table(
     "quality",
     "ingest_reconciliation",
     ("ingest_date",),
+    doc="Per ingest date and dataset: landing rows = accepted + quarantined + duplicates + erased.",
     schema=(
         "ingest_date date, dataset string, landing_rows bigint, accepted bigint, quarantined bigint, "
         "duplicates bigint, erased bigint, run_id string"
@@ -157,6 +179,10 @@ USER_STATE = Table(
     "silver",
     "user_state",
     ("state_date",),
+    doc=(
+        "Each user's current profile and ad preferences as of state_date (latest record wins), with the "
+        "region of the country."
+    ),
     user_key="user_key",
     deletion_vectors=True,
     schema=(
@@ -168,6 +194,7 @@ CHAT_TOPICS = Table(
     "silver",
     "chat_topics",
     ("signal_date",),
+    doc="Taxonomy topics the tagger found in users' chat turns, per message; sensitive turns never appear here.",
     user_key="user_key",
     deletion_vectors=True,
     message_id="message_id",
@@ -181,6 +208,10 @@ SENSITIVE_CONVERSATIONS = Table(
     "silver",
     "sensitive_conversations",
     ("flagged_date",),
+    doc=(
+        "Conversations with a sensitive user turn (GDPR Art. 9): their turns never yield signals. No user "
+        "key, no category."
+    ),
     conversation_id="conversation_id",
     chat_rows=ALL_ROWS,
     schema="conversation_id string, flagged_date date",
@@ -189,6 +220,7 @@ DAILY_SIGNALS = Table(
     "silver",
     "daily_signals",
     ("signal_date",),
+    doc="Per user, topic, source (chat or engagement) and day: the day's weight and number of signals.",
     user_key="user_key",
     deletion_vectors=True,
     chat_rows="t.source = 'chat'",
@@ -198,6 +230,10 @@ USER_INTERESTS = Table(
     "gold",
     "user_interests",
     ("snapshot_date",),
+    doc=(
+        "Per snapshot date and user: interest scores by topic over the lookback window (decayed by age), chat"
+        " and engagement parts kept."
+    ),
     user_key="user_key",
     derived=True,
     schema=(
@@ -220,6 +256,10 @@ AUDIENCE_SEGMENTS = Table(
     "gold",
     "audience_segments",
     ("snapshot_date", "region"),
+    doc=(
+        "Published segment members per snapshot date and region; join gold.segment_catalog on publication_id "
+        "for the current publication."
+    ),
     user_key="user_key",
     derived=True,
     schema=_MEMBERS + ", " + _PUBLICATION,
@@ -228,6 +268,10 @@ SEGMENT_CATALOG = Table(
     "gold",
     "segment_catalog",
     ("snapshot_date",),
+    doc=(
+        "One row per snapshot date, region and segment: size, status (published or suppressed, and why) and "
+        "its data label."
+    ),
     schema=_CATALOG + ", " + _PUBLICATION,
 )
 # Per-region results of the segments stage, waiting for the publish stage (one commit per table).
@@ -235,6 +279,7 @@ SEGMENTS_STAGING = Table(
     "staging",
     "audience_segments",
     ("snapshot_date", "region"),
+    doc="Segment members per region computed by the segments stage, waiting for the publish stage.",
     user_key="user_key",
     derived=True,
     schema=_MEMBERS,
@@ -243,12 +288,17 @@ CATALOG_STAGING = Table(
     "staging",
     "segment_catalog",
     ("snapshot_date", "region"),
+    doc="Segment catalog rows per region computed by the segments stage, waiting for the publish stage.",
     schema=_CATALOG,
 )
 ERASURE_LOG = Table(
     "privacy",
     "erasure_log",
     ("received_date",),
+    doc=(
+        "Every erasure request applied: when, by which run, the rows removed per table, and when old file "
+        "versions were purged."
+    ),
     user_key="user_key",
     erasure_record=True,
     schema=(
@@ -260,6 +310,7 @@ VALIDATION_RESULTS = Table(
     "quality",
     "validation_results",
     ("logical_date",),
+    doc="Every expectation of every quality gate of every run: success, severity and observed value.",
     schema=(
         "run_id string, logical_date date, table_name string, validated_from string, expectation string, "
         "column_name string, severity string, success boolean, observed_value string, "
@@ -272,8 +323,108 @@ STAGE_RUNS = Table(
     "quality",
     "stage_runs",
     ("logical_date",),
+    doc="How long each stage of each run took, and the rows it produced.",
     schema="run_id string, logical_date date, stage string, started_at timestamp, seconds double, rows bigint",
 )
+
+# What each column means, in every table that has it (a name means one thing across the product):
+# each Delta table carries these as column comments from its creation (jobs/io.py), visible in
+# `DESCRIBE`, the JDBC endpoint and delta-rs schemas; maintenance brings older tables up to date.
+COLUMN_DOCS = {
+    # keys and provenance
+    "user_key": "pseudonymous user key: lowercase hex HMAC-SHA256 of the platform user id (never the id itself)",
+    "message_id": "chat message id",
+    "conversation_id": "chat conversation id",
+    "event_id": "engagement event id",
+    "request_id": "erasure request id",
+    "record_id": "id of the refused row: message id for chat rows, event or request id for others",
+    "source_file": "landing file the row came from",
+    "dataset": "landing dataset: chat_messages, engagement_events, user_profiles, ad_preferences, erasure_requests",
+    "ingest_date": "logical date of the landing folder the row was ingested from",
+    "run_id": "run that wrote the row: <date>-<id> from the command line, or the Airflow run id",
+    # chat and engagement as landed
+    "role": "author of the turn: user or assistant (only user turns yield signals)",
+    "text": "turn text with emails, phone numbers, cards and IBANs replaced by placeholders; null after retention",
+    "locale": "BCP-47 locale of the turn, e.g. fr-FR (may be null)",
+    "language": "language subtag of the locale, lowercase (may be null)",
+    "country": "ISO 3166-1 alpha-2 country of the user",
+    "surface": "app the assistant ran in: messenger, whatsapp, instagram, facebook",
+    "sent_at": "when the turn was sent (UTC)",
+    "model": "assistant model name (may be null)",
+    "pii_redacted": "kinds of PII replaced in the text (email, phone, card, iban)",
+    "event_type": "like, comment, share, follow, search, click or view",
+    "object_id": "object engaged with (null for searches)",
+    "object_topic": "taxonomy topic of the object; null when unknown or sensitive",
+    "query_text": "search text, PII redacted (searches only); null after retention",
+    "occurred_at": "when the event happened (UTC)",
+    # profiles and preferences
+    "birth_year": "year of birth from the profile (null: unknown age, never a segment member)",
+    "updated_at": "when the user changed this record (UTC); the latest wins",
+    "ai_chat_ads": "false: the user objects to chat-derived ads",
+    "personalized_ads": "false: no interest-based ads at all for the user",
+    "has_profile": "the user has a profile (without one the age is unknown: never a member)",
+    "region": "ad region of the user's country (conf/regions.yaml)",
+    "state_date": "date the state holds for (latest records up to the end of that day)",
+    # erasure
+    "scope": "what the request erases: message, conversation, all_chats or account",
+    "target_id": "message or conversation id for those scopes; null for all_chats and account",
+    "requested_at": "when the user asked (UTC)",
+    "received_date": "ingest date of the request",
+    "applied_run": "run that applied the request",
+    "applied_at": "when the request was applied (UTC)",
+    "rows_removed": "rows removed per table (<layer>.<table>)",
+    "purged_on": "date maintenance VACUUMed the old file versions: time travel cannot bring the data back after it",
+    # quarantine and reconciliation
+    "reason": "why ingest refused the row",
+    "raw_redacted": "the refused record as JSON, without the raw user id and with PII redacted",
+    "landing_rows": "rows in the day's landing files",
+    "accepted": "rows written to bronze",
+    "quarantined": "rows written to quarantine.rejected_rows",
+    "duplicates": "rows already ingested (same id), skipped",
+    "erased": "rows of an erased user, conversation or message, dropped",
+    # signals and scores
+    "signal_date": "day the signals happened",
+    "flagged_date": "day the conversation had a sensitive turn",
+    "topic": "taxonomy topic id (never a sensitive category)",
+    "source": "where the signal came from: chat or engagement",
+    "weight": "the day's weight, capped: chat turns, or events weighted by type (conf/)",
+    "signals": "number of turns or events that day",
+    "snapshot_date": "logical date the scores or segments are for",
+    "score": "interest score: chat_score + engagement_score",
+    "chat_score": "part of the score from chat turns over the lookback window, decayed by age",
+    "engagement_score": "part of the score from engagement events over the lookback window, decayed by age",
+    "last_signal_date": "latest day with a signal for the user and topic in the lookback window",
+    "topic_rank": "rank of the topic among the user's topics by score (1 = highest)",
+    # segments
+    "segment_id": "segment id (the taxonomy topic id)",
+    "segment_name": "segment name from the taxonomy",
+    "iab_audience_id": "IAB Audience Taxonomy id of the segment",
+    "member_count": "users who qualified; members are published only when status is published",
+    "status": "published, suppressed_min_audience (below min_audience_size) or suppressed_policy (region policy)",
+    "sources": "sources the members' scores came from: chat, engagement",
+    "lookback_days": "days of signals the scores cover",
+    "min_audience_size": "smallest audience the region publishes",
+    "refresh": "how often the segment is rebuilt (daily)",
+    "published_at": "when the snapshot was published (UTC)",
+    "tagger_version": (
+        "version of the learned chat tagger (topics and sensitive categories) the segments were built with"
+    ),
+    "publication_id": "publication the rows belong to: members count when their catalog row names the same id",
+    # quality
+    "logical_date": "logical date of the run",
+    "table_name": "table validated (<layer>.<table>)",
+    "validated_from": "table, or staging (rows about to be published)",
+    "expectation": "the expectation checked (Great Expectations)",
+    "column_name": "column checked (null for table-level expectations)",
+    "severity": "critical (fails the run) or warning",
+    "success": "whether the expectation held",
+    "observed_value": "what Great Expectations observed, as text",
+    "validated_at": "when the validation ran (UTC)",
+    "stage": "stage of the run (with its regions when a run covered only some)",
+    "started_at": "when the stage started (UTC)",
+    "seconds": "wall seconds the stage took",
+    "rows": "rows the stage produced",
+}
 
 ALL_TABLES = [
     CHAT_MESSAGES,

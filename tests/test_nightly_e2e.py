@@ -139,7 +139,7 @@ def test_the_readmes_queries_without_spark_give_the_current_audience_as_spark_do
 def test_every_query_of_the_cookbook_runs_and_agrees_with_the_published_audience(spark, nightly_runs):
     """docs/queries.md, each query on the warehouse after two nights: the sizes per region and the
     members by source add up to the current audience, quarantine reasons to the quarantined rows,
-    and the history names the run of every commit."""
+    the history names the run of every commit, and DESCRIBE shows the declared comments."""
     import re
 
     from jobs import REPO_ROOT
@@ -151,7 +151,7 @@ def test_every_query_of_the_cookbook_runs_and_agrees_with_the_published_audience
         name: re.sub(r"\b[a-z]+\.[a-z_]+\b", lambda m: homes.get(m.group(0), m.group(0)), sql)
         for name, sql in re.findall(r"<!-- query: ([a-z-]+) -->\n```sql\n(.*?)```", page, re.S)
     }
-    assert len(queries) == page.count("<!-- query:") == 7
+    assert len(queries) == page.count("<!-- query:") == 8
     rows = {name: spark.sql(sql).collect() for name, sql in queries.items()}
     assert all(rows.values()), [name for name, found in rows.items() if not found]
     audience = len(rows["current-audience"])
@@ -162,6 +162,9 @@ def test_every_query_of_the_cookbook_runs_and_agrees_with_the_published_audience
     quarantined = spark.read.format("delta").load(t.QUARANTINE.path(cfg.warehouse)).count()
     assert sum(r.rows for r in rows["quarantine-reasons"]) == quarantined
     assert all(r.userMetadata.startswith("audience run ") for r in rows["history"])
+    described = {r.col_name: (r.data_type, r.comment) for r in rows["describe"]}
+    assert described["user_key"][1] == t.COLUMN_DOCS["user_key"]
+    assert described["Comment"][0] == t.AUDIENCE_SEGMENTS.doc
 
 
 def test_republishing_a_date_switches_readers_from_one_complete_publication_to_the_next(

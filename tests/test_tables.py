@@ -2,6 +2,7 @@
 scope that applies to each table from it."""
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,56 @@ def test_every_declared_schema_parses_and_names_its_partition_and_personal_colum
         columns = {f.name for f in DataType.fromDDL(table.schema).fields}
         assert set(table.partition_by) <= columns, table.qualified
         assert set(table.personal_columns) <= columns, table.qualified
+
+
+def test_every_table_and_column_is_documented_for_analysts(spark):
+    from pyspark.sql.types import DataType
+
+    for table in t.ALL_TABLES:
+        assert len(table.doc) > 20, f"{table.qualified} has no description"
+        undocumented = {f.name for f in DataType.fromDDL(table.schema).fields} - set(t.COLUMN_DOCS)
+        assert undocumented == set(), f"{table.qualified}: {sorted(undocumented)}"
+
+
+@pytest.mark.slow
+def test_analysts_see_each_tables_description_and_column_comments_where_they_query(spark, two_nights):
+    """From the tables a night created: DESCRIBE in a session that registered them (what `audience
+    sql` and the JDBC endpoint show), and delta-rs for readers without Spark."""
+    import deltalake
+
+    from jobs.session import register_tables
+
+    cfg = two_nights["cfg"]
+    for log in sorted(Path(two_nights["after_d1"]).glob("*/*/_delta_log")):
+        table = next(x for x in t.ALL_TABLES if (x.layer, x.name) == (log.parent.parent.name, log.parent.name))
+        assert deltalake.DeltaTable(str(log.parent)).metadata().description == table.doc, table.qualified
+    register_tables(spark, cfg)
+    for table in (t.AUDIENCE_SEGMENTS, t.SEGMENT_CATALOG, t.DAILY_SIGNALS, t.QUARANTINE):
+        rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table.qualified}").collect()
+        columns = itertools.takewhile(lambda r: r.col_name and not r.col_name.startswith("#"), rows)
+        comments = {r.col_name: r.comment for r in columns}
+        assert comments == {c: t.COLUMN_DOCS[c] for c in comments}, table.qualified
+        assert {"user_key", "segment_id", "status", "topic", "reason"} & set(comments)
+        assert next(r.data_type for r in rows if r.col_name == "Comment") == table.doc
+
+
+def test_maintenance_documents_a_table_created_before_its_comments_were_declared(spark, tmp_path):
+    from jobs.config import load_config
+    from jobs.ops.maintenance import purge
+
+    cfg = load_config(profile="test", warehouse=tmp_path)
+    path = t.STAGE_RUNS.path(tmp_path)
+    row = [("r1", dt.date(2025, 12, 16), "ingest", dt.datetime(2025, 12, 17, 2, tzinfo=dt.timezone.utc), 1.5, 10)]
+    spark.createDataFrame(row, t.STAGE_RUNS.schema).write.format("delta").save(path)  # no comments
+
+    def operations():
+        return [h.operation for h in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").orderBy("version").collect()]
+
+    purge(spark, cfg, t.STAGE_RUNS)
+    assert spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first().description == t.STAGE_RUNS.doc
+    fields = spark.read.format("delta").load(path).schema.fields
+    assert {f.name: f.metadata.get("comment") for f in fields} == {f.name: t.COLUMN_DOCS[f.name] for f in fields}
+    before = operations()
+    purge(spark, cfg, t.STAGE_RUNS)  # documented already: only the VACUUM's own entries are added
+    added = operations()[len(before) :]
+    assert all(op.startswith("VACUUM") for op in added), added

@@ -19,7 +19,7 @@ from jobs import tables as t
 from jobs.context import RunContext
 from jobs.errors import AudienceError
 from jobs.gold import segments as seg
-from jobs.io import check_schema, predicate, sql_literal
+from jobs.io import append, predicate, sql_literal
 from jobs.privacy.requests import requested_after
 from jobs.silver import signals as sig
 from jobs.silver import tagger_model
@@ -112,14 +112,7 @@ def publish(ctx: RunContext) -> dict:
     day = F.col("snapshot_date") == F.lit(d)
     catalog = require_staged(ctx)
     members = ctx.read(t.SEGMENTS_STAGING).where(day).select("*", F.lit(publication).alias(seg.PUBLICATION))
-    check_schema(members, t.AUDIENCE_SEGMENTS)
-    (
-        members.write.format("delta")
-        .mode("append")
-        .option("mergeSchema", "true")
-        .partitionBy(*t.AUDIENCE_SEGMENTS.partition_by)
-        .save(t.AUDIENCE_SEGMENTS.path(ctx.cfg.warehouse))
-    )
+    append(members, t.AUDIENCE_SEGMENTS, ctx.cfg.warehouse, merge_schema=True)
     _fault_point("publish")
     ctx.replace(catalog.select("*", F.lit(publication).alias(seg.PUBLICATION)), t.SEGMENT_CATALOG, {"snapshot_date": d})
     spark.sql(

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from jobs import tables as t
 from jobs.config import Config
 from jobs.context import COMMIT_METADATA
-from jobs.io import delta_exists
+from jobs.io import delta_exists, document
 from jobs.progress import Progress
 
 LARGE_TABLES = (
@@ -58,10 +58,13 @@ def expire_quarantine(spark, cfg: Config, today: dt.date) -> int:
 
 
 def purge(spark, cfg: Config, table: t.Table) -> None:
-    """Physically remove what is no longer in the table: PURGE deletion vectors, CDF off, VACUUM."""
+    """Physically remove what is no longer in the table: PURGE deletion vectors, CDF off, VACUUM
+    (and bring its comments up to date with the declaration)."""
     path = table.path(cfg.warehouse)
     hours = cfg.retention.vacuum_retention_hours
-    properties = DeltaTable.forPath(spark, path).detail().first().properties
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    document(spark, table, path, detail.description)
+    properties = detail.properties
     settings = {"delta.deletedFileRetentionDuration": f"interval {hours} hours"}
     if properties.get("delta.enableChangeDataFeed") == "true":
         settings["delta.enableChangeDataFeed"] = "false"  # its _change_data files go with VACUUM
