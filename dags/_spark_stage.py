@@ -14,6 +14,9 @@ from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import Asset
+
+from jobs.ops.alerts import failure_alert
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = str(REPO / "jobs" / "entrypoint.py")
@@ -54,34 +57,16 @@ SUBMIT = {
 }
 
 
-# Failure alerts go through this SMTP connection (Airflow's SMTP provider): host, port, login and,
-# in its extra, `to` (comma-separated) and `from_email`. Without it, failures are only in the UI.
-ALERT_CONN = "audience_alerts"
+# Every task that writes the warehouse (the nightly's stages, maintenance) takes this pool's only
+# slot, so two writers never overlap, whichever DAG, run or backfill they belong to: OPTIMIZE and
+# VACUUM never run beside a stage's write. scripts/airflow.sh creates it; a deployment creates it
+# once: `airflow pools set audience_warehouse 1 "one warehouse writer at a time"`.
+WAREHOUSE_POOL = "audience_warehouse"
 
 
-def failure_alert(context) -> None:
-    """One e-mail per failed task: date, task, try and the first line of the error."""
-    import html
-
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    from airflow.sdk import Connection
-
-    try:
-        extra = Connection.get(ALERT_CONN).extra_dejson
-    except Exception:  # not configured: nothing to send to
-        return
-    ti, day = context["ti"], context["ds"]
-    error = (str(context.get("exception") or "").strip().splitlines() or ["(no error recorded)"])[0][:500]
-    SmtpNotifier(
-        to=extra["to"],
-        from_email=extra.get("from_email"),
-        subject=f"[audience] {ti.dag_id} {day}: {ti.task_id} failed",
-        html_content=(
-            f"<p>Date: {day}<br>Task: {ti.task_id} (try {ti.try_number})<br>"
-            f"Error: {html.escape(error)}<br>Log: {html.escape(str(getattr(ti, 'log_url', '')))}</p>"
-        ),
-        smtp_conn_id=ALERT_CONN,
-    ).notify(context)  # notify, not __call__: the error text is not a template
+def asset(table) -> Asset:
+    """Named by table; the URI is logical so that every deployment (local path, object store) shares it."""
+    return Asset(name=table.qualified, uri=f"delta://audience/{table.layer}/{table.name}")
 
 
 def default_args(retries: int, retry_delay: dt.timedelta) -> dict:
@@ -100,6 +85,7 @@ def spark_stage(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) 
         application_args=[*ROOTS, *args],
         name=f"audience-{task_id}",
         execution_timeout=timeout,
+        pool=WAREHOUSE_POOL,
         **SUBMIT,
         **kwargs,
     )
@@ -159,4 +145,4 @@ def engine_tasks(timeout: dt.timedelta) -> list[BashOperator]:
 
 def engine_stage(task_id: str, args: list[str], timeout: dt.timedelta, **kwargs) -> BashOperator:
     """A stage run in the run's engine: `audience stage ... --engine URL` (a Spark Connect client)."""
-    return _audience_task(task_id, [*args, "--engine", ENGINE_URL], timeout, **kwargs)
+    return _audience_task(task_id, [*args, "--engine", ENGINE_URL], timeout, pool=WAREHOUSE_POOL, **kwargs)

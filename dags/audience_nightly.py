@@ -11,6 +11,10 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
   (SPEC section 3), until `scheduling.landing_wait_hours` after the day ends, looking every
   `scheduling.landing_poke_seconds` (conf/pipeline.yaml); then it fails, naming the missing folders.
   A late delivery makes the run wait, not fail; no engine is started before the data is there.
+* **Alerts** (`jobs/ops/alerts.py`, through the `audience_alerts` SMTP connection): every failed task
+  sends one e-mail (date, task, try, first line of the error); a date not published
+  `scheduling.publish_deadline_hours` after its run's scheduled start sends one too (an Airflow
+  deadline alert, so the scheduler sends it while the run is still waiting or working).
 * **Tasks**: one per stage, each a short `audience stage ... --engine URL` process joining the run's
   warm Spark engine (Spark Connect) that `engine_start` starts on `spark_default`'s master (set
   `AIRFLOW_CONN_SPARK_DEFAULT='{"conn_type": "spark", "host": "local[*]"}'` for local mode; point it
@@ -33,20 +37,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 
-from _spark_stage import ROOTS, default_args, engine_stage, engine_tasks
-from airflow.sdk import DAG, Asset, chain, task
+from _spark_stage import ROOTS, asset, default_args, engine_stage, engine_tasks
+from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, SyncCallback, chain, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from jobs.config import pipeline_settings
 from jobs.registry import STAGES
 
 SCHEDULING = pipeline_settings().scheduling
-
-
-def asset(table) -> Asset:
-    """Named by table; the URI is logical so that every deployment (local path, object store) shares it."""
-    return Asset(name=table.qualified, uri=f"delta://audience/{table.layer}/{table.name}")
+# Airflow 3.3's DAG.test (`airflow dags test`) fails when a run of a DAG with a deadline alert
+# succeeds: it looks the alert up by its serialized form instead of the database id the scheduler's
+# copy holds. The alert is the scheduler's business, so a test run goes without it.
+DAG_TEST = sys.argv[1:3] == ["dags", "test"]
 
 
 @task.sensor(
@@ -89,6 +93,15 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=2, retry_delay=dt.timedelta(minutes=5)),
+    # The logical date is the start of the day processed; its run starts 24 h later.
+    deadline=None
+    if DAG_TEST
+    else DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=dt.timedelta(hours=24 + SCHEDULING.publish_deadline_hours),
+        callback=SyncCallback("jobs.ops.alerts.publication_late"),
+        name="published",
+    ),
     tags=["audience", "spark", "delta", "privacy"],
 ) as dag:
     # One task per stage of the registry, in its order, inside the run's engine; the published gold

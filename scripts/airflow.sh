@@ -19,6 +19,8 @@ export SPARK_LOCAL_IP=127.0.0.1
 mkdir -p "$AIRFLOW_HOME"
 if [ ! -f "$AIRFLOW_HOME/.migrated" ] || [ "$AIRFLOW_HOME/.migrated" -ot "$repo/setup.cfg" ]; then
   airflow db migrate >/dev/null 2>&1
+  # The one-slot pool of every task that writes the warehouse (dags/_spark_stage.py).
+  airflow pools set audience_warehouse 1 "one warehouse writer at a time" >/dev/null 2>&1
   touch "$AIRFLOW_HOME/.migrated"
 fi
 # DAGs (and the assets they declare) are registered before any run, as a dag processor would.

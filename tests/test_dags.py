@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,12 @@ dags = {d.dag_id: {"owner": d.default_args.get("owner"), "tags": sorted(d.tags),
                    "timeouts": [t.execution_timeout is not None for t in d.tasks],
                    "tasks": sorted(t.task_id for t in d.tasks), "doc": bool(d.doc_md),
                    "setup": [t.task_id for t in d.tasks if t.is_setup],
-                   "teardown": [t.task_id for t in d.tasks if t.is_teardown]}
+                   "teardown": [t.task_id for t in d.tasks if t.is_teardown],
+                   "pools": {t.task_id: t.pool for t in d.tasks},
+                   "asset_schedule": getattr(getattr(d.timetable, "asset_condition", None), "name", None),
+                   "outlets": sorted(a.name for t in d.tasks for a in t.outlets),
+                   "deadlines": [(type(a.reference).__name__, a.interval.total_seconds(), a.callback.path)
+                                 for a in d.deadline or []]}
         for d in bag.dags.values()}
 print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "parse_seconds": parse,
                   "heavy": sorted(m for m in ("pyspark", "great_expectations", "delta") if m in sys.modules),
@@ -69,7 +75,25 @@ def test_owner_tags_retries_timeouts_and_docs(probe):
     assert dag["owner"] and dag["tags"] and dag["doc"]
     assert all(r >= 1 for r in dag["retries"]) and all(dag["timeouts"])
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
-    assert dag["timetable"] == "CronDataIntervalTimetable"
+    assert dag["timetable"] in ("CronDataIntervalTimetable", "AssetTriggeredTimetable")
+
+
+def test_maintenance_starts_on_publication_and_never_writes_beside_a_nightly_stage(tmp_path):
+    """Maintenance is scheduled on the catalog the nightly publishes, and every task that writes the
+    warehouse, in either DAG, takes a slot of the same pool (scripts/airflow.sh gives it one slot:
+    tested with the connection below)."""
+    nightly, maintenance = (probe_dag(tmp_path, name) for name in ("audience_nightly", "audience_maintenance"))
+    assert maintenance["asset_schedule"] == "gold.segment_catalog" in nightly["outlets"]
+    writers = {**nightly["pools"], **maintenance["pools"]}
+    for task in ("wait_for_landing", "engine_start", "engine_stop"):  # no writes: outside the pool
+        assert writers.pop(task) == "default_pool"
+    assert set(writers.values()) == {"audience_warehouse"}, writers
+    assert {"ingest", "privacy", "publish", "maintain", "erasure_audit"} <= set(writers)
+    from jobs.config import pipeline_settings
+
+    hours = pipeline_settings().scheduling.publish_deadline_hours
+    late = ["DagRunLogicalDateDeadline", (24 + hours) * 3600, "jobs.ops.alerts.publication_late"]
+    assert nightly["deadlines"] == [late]
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
@@ -123,8 +147,7 @@ def test_every_task_runs_the_profile_that_refuses_the_development_key(tmp_path):
         assert done.returncode == 2 and KEY_ENV in done.stderr, done.stderr[-1000:]
 
 
-def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
-    nightly = REPO_ROOT / "dags" / "audience_nightly.py"
+def probe_dag(tmp_path, dag_id: str) -> dict:
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path),
@@ -132,9 +155,17 @@ def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
     }
     out = subprocess.run(
-        [sys.executable, "-c", PROBE, str(nightly)], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", PROBE, str(REPO_ROOT / "dags" / f"{dag_id}.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
-    dag = json.loads(out.stdout.strip().splitlines()[-1])["dags"]["audience_nightly"]
+    return json.loads(out.stdout.strip().splitlines()[-1])["dags"][dag_id]
+
+
+def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
+    dag = probe_dag(tmp_path, "audience_nightly")
     assert dag["tasks"] == sorted(
         [
             "wait_for_landing",
@@ -152,7 +183,8 @@ def test_nightly_dag_has_one_task_per_stage_inside_the_runs_engine(tmp_path):
 
 
 def test_airflow_script_keeps_the_spark_connection_a_caller_sets_and_defaults_to_local(tmp_path):
-    """Pointing the DAGs at a cluster is setting AIRFLOW_CONN_SPARK_DEFAULT before scripts/airflow.sh."""
+    """Pointing the DAGs at a cluster is setting AIRFLOW_CONN_SPARK_DEFAULT before scripts/airflow.sh;
+    the script also creates the warehouse writers' one-slot pool."""
     cluster = {"conn_type": "spark", "host": "spark://127.0.0.1", "port": 7077}
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW_CONN_SPARK_DEFAULT"}
     env["AIRFLOW_HOME"] = str(tmp_path)
@@ -171,46 +203,29 @@ def test_airflow_script_keeps_the_spark_connection_a_caller_sets_and_defaults_to
 
     assert connection(AIRFLOW_CONN_SPARK_DEFAULT=json.dumps(cluster)) == ("spark://127.0.0.1", 7077)
     assert connection() == ("local[*]", None)
+    pools = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "airflow.sh"), "pools", "get", "audience_warehouse", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert pools.returncode == 0, pools.stderr[-1000:]
+    assert json.loads(pools.stdout[pools.stdout.index("[") :])[0]["slots"] in (1, "1")
 
 
 # The nightly DAG's sensor run by Airflow (`dag.test`, SQLite): a late delivery and one that never
 # comes, with failure alerts sent to an SMTP sink on 127.0.0.1 (the `audience_alerts` connection).
 SENSOR_RUN = """
-import datetime as dt, email, json, os, pathlib, socketserver, sqlite3, sys, threading, time
+import datetime as dt, json, os, pathlib, sqlite3, sys, threading, time
 sys.path.insert(0, os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-mails = []
-
-class Sink(socketserver.StreamRequestHandler):  # just enough SMTP to take a message
-    def handle(self):
-        self.wfile.write(b"220 sink\\r\\n")
-        data = None
-        for raw in self.rfile:
-            line = raw.decode(errors="replace").rstrip("\\r\\n")
-            if data is not None:
-                if line == ".":
-                    mails.append(email.message_from_string("\\n".join(data)))
-                    data = None
-                    self.wfile.write(b"250 ok\\r\\n")
-                else:
-                    data.append(line[1:] if line.startswith("..") else line)
-            elif line[:4].upper() == "DATA":
-                data = []
-                self.wfile.write(b"354 go on\\r\\n")
-            elif line[:4].upper() == "QUIT":
-                self.wfile.write(b"221 bye\\r\\n")
-                return
-            else:
-                self.wfile.write(b"250 ok\\r\\n")
-
-sink = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Sink)
-threading.Thread(target=sink.serve_forever, daemon=True).start()
-os.environ["AIRFLOW_CONN_AUDIENCE_ALERTS"] = json.dumps({
-    "conn_type": "smtp", "host": "127.0.0.1", "port": sink.server_address[1],
-    "extra": {"to": "oncall@example.org", "from_email": "airflow@example.org",
-              "disable_tls": True, "disable_ssl": True},
-})
+sys.path.insert(0, sys.argv[2])
+from smtp_sink import start_sink, summary
+connection, mails = start_sink()
+os.environ["AIRFLOW_CONN_AUDIENCE_ALERTS"] = json.dumps(connection)
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1]).get_dag("audience_nightly")
+dag.deadline = None  # as under `airflow dags test` (audience_nightly.DAG_TEST)
 sensor = dag.partial_subset(["wait_for_landing"], include_downstream=False, include_upstream=False)
 landing, db = pathlib.Path(os.environ["AUDIENCE_LANDING"]), os.environ["AIRFLOW_HOME"] + "/airflow.db"
 
@@ -231,8 +246,7 @@ for label, day in (("late", tomorrow), ("never", dt.date(2025, 12, 16))):
         threading.Thread(target=deliver_after_a_wait, args=(tomorrow,), daemon=True).start()
     run = sensor.test(logical_date=dt.datetime(day.year, day.month, day.day, 2, tzinfo=dt.timezone.utc))
     out[label] = {"state": str(run.state), "reschedules": reschedules(), "mails": len(mails)}
-body = lambda m: "".join(p.get_payload(decode=True).decode() for p in m.walk() if not p.is_multipart())
-out["alerts"] = [{"to": m["To"], "subject": m["Subject"], "body": body(m)} for m in mails]
+out["alerts"] = [summary(m) for m in mails]
 print(json.dumps(out))
 """
 
@@ -253,7 +267,7 @@ def test_the_nightly_waits_for_a_late_landing_folder_and_alerts_on_one_that_neve
     airflow = str(REPO_ROOT / ".venv" / "bin" / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=300)
     done = subprocess.run(
-        [sys.executable, "-c", SENSOR_RUN, str(REPO_ROOT / "dags" / "audience_nightly.py")],
+        [sys.executable, "-c", SENSOR_RUN, str(REPO_ROOT / "dags" / "audience_nightly.py"), str(Path(__file__).parent)],
         capture_output=True,
         text=True,
         env=env,
@@ -271,3 +285,72 @@ def test_the_nightly_waits_for_a_late_landing_folder_and_alerts_on_one_that_neve
     assert alert["subject"] == "[audience] audience_nightly 2025-12-16: wait_for_landing failed"
     assert "Date: 2025-12-16" in alert["body"] and "Task: wait_for_landing" in alert["body"]
     assert error in alert["body"]
+
+
+@pytest.mark.slow
+def test_a_date_not_published_by_its_deadline_sends_one_alert_from_the_scheduler(tmp_path):
+    """Airflow's own scheduler (with its API server, SQLite, LocalExecutor) notices that a run has not
+    published its date by the deadline and sends one alert through `audience_alerts`. The DAG stays
+    paused, so its run waits in the queue: no task, no Spark. A deadline of 0 hours after the run's
+    scheduled start is due 60 s after the trigger."""
+    import datetime as dt
+    import signal
+    import socket
+    import time
+
+    from smtp_sink import start_sink, summary
+
+    connection, mails = start_sink()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        api_port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW_CONN_AUDIENCE_ALERTS": json.dumps(connection),
+        "AUDIENCE_LANDING": str(tmp_path / "landing"),
+        "AUDIENCE_PUBLISH_DEADLINE_HOURS": "0",
+    }
+    airflow = [str(REPO_ROOT / "scripts" / "airflow.sh")]
+
+    def cli(*args):
+        for _ in range(5):  # SQLite admits one writer: the scheduler may hold the lock for a moment
+            done = subprocess.run([*airflow, *args], capture_output=True, text=True, env=env, timeout=300)
+            if done.returncode == 0 or "database is locked" not in done.stderr:
+                return done
+            time.sleep(5)
+        return done
+
+    assert cli("dags", "reserialize").returncode == 0
+    logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("api-server", "scheduler")}
+    components = [
+        subprocess.Popen([*airflow, name], env=env, stdout=log, stderr=subprocess.STDOUT) for name, log in logs.items()
+    ]
+    try:
+        logical = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=60, days=-1)
+        trigger = cli("dags", "trigger", "audience_nightly", "--logical-date", logical.isoformat())
+        assert trigger.returncode == 0, trigger.stderr[-2000:]
+        waited = time.monotonic()
+        while not mails and time.monotonic() - waited < 300:
+            time.sleep(2)
+        time.sleep(10)  # a second alert would come now
+    finally:
+        for process in components:
+            process.send_signal(signal.SIGINT)
+        for process in components:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    logs = "".join((tmp_path / f"{name}.log").read_text()[-1500:] for name in ("api-server", "scheduler"))
+    assert len(mails) == 1, logs
+    alert = summary(mails[0])
+    deadline = logical + dt.timedelta(days=1)
+    assert alert["to"] == "oncall@example.org"
+    assert alert["subject"] == (
+        f"[audience] audience_nightly {logical.date()}: not published by {deadline:%Y-%m-%d %H:%M} UTC"
+    )
+    assert f"Date: {logical.date()}" in alert["body"] and "publish not done" in alert["body"]

@@ -157,6 +157,7 @@ class Quality(_Strict):
 class Scheduling(_Strict):
     landing_wait_hours: Annotated[NonNegativeFloat, Field(strict=False)]
     landing_poke_seconds: Annotated[PositiveInt, Field(strict=False)]
+    publish_deadline_hours: Annotated[NonNegativeFloat, Field(strict=False)]
 
 
 class PipelineFile(_Strict):
