@@ -3,6 +3,7 @@ Connect client of the run's engine, on a small generated day, with a segments ta
 and retried; gold equals the command line's (classic session) run of the same night."""
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from chispa import assert_df_equality
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
+from smtp_sink import start_sink
 
 from jobs import REPO_ROOT
 from jobs import tables as t
@@ -37,7 +39,9 @@ def airflow_run(spark, two_nights):
     shutil.copytree(two_nights["after_d1"], cfg.warehouse)
     catalog_version_before = DeltaTable.forPath(spark, t.SEGMENT_CATALOG.path(cfg.warehouse)).history(1).first().version
     marker = root / "killed-once"
+    alerts, mails = start_sink()
     env = {
+        "AIRFLOW_CONN_AUDIENCE_ALERTS": json.dumps(alerts),
         **os.environ,
         "AIRFLOW_HOME": str(root / "airflow_home"),
         "AUDIENCE_LANDING": str(cfg.landing),
@@ -62,6 +66,7 @@ def airflow_run(spark, two_nights):
         reference=two_nights["cfg"],
         log=done.stdout + done.stderr,
         catalog_version_before=catalog_version_before,
+        mails=mails,
     )
 
 
@@ -69,6 +74,8 @@ def test_dag_run_succeeds_after_the_killed_segments_task_is_retried(airflow_run)
     assert airflow_run["done"].returncode == 0, airflow_run["log"][-3000:]
     assert airflow_run["marker"].exists(), "the fault was injected once"
     assert "DagRun Finished" in airflow_run["log"] and "state=success" in airflow_run["log"]
+    # a task that succeeds on its retry alerts nobody (failure alerts come after the last try)
+    assert airflow_run["mails"] == []
 
 
 def test_the_runs_engine_is_stopped_by_its_teardown(airflow_run):

@@ -57,7 +57,7 @@ def publication_late(context: dict, **_) -> None:
     queued = _utc(run.get("queued_at") or run.get("run_after"))
     if queued is not None and queued >= due:
         return
-    day = (_utc(run["data_interval_start"] or run["logical_date"])).date().isoformat()
+    day = _utc(run["logical_date"] or run["data_interval_start"]).date().isoformat()  # the run's `ds`
     _send(
         f"[audience] {run['dag_id']} {day}: not published by {due:%Y-%m-%d %H:%M} UTC",
         [
