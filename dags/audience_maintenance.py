@@ -2,7 +2,7 @@
 ### audience_maintenance
 
 Daily upkeep of the audience Delta tables, scheduled on the `gold.segment_catalog` asset: it starts
-when the nightly run publishes (not at a fixed hour that a slow night would overrun), and its tasks
+when the nightly run publishes (and at 04:00 UTC whatever the nightly did), and its tasks
 share the nightly stages' one-slot `audience_warehouse` pool, so no OPTIMIZE or VACUUM ever runs
 beside a stage's write, backfills included. It removes chat text
 past `chat_text_retention_days` and quarantined rows past their retention, OPTIMIZE of the large
@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 
 from _spark_stage import asset, default_args, spark_stage
-from airflow.sdk import DAG
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 
 from jobs.tables import SEGMENT_CATALOG
 
@@ -28,7 +28,11 @@ TODAY = "{{ dag_run.run_after | ds }}"
 with DAG(
     dag_id="audience_maintenance",
     doc_md=__doc__,
-    schedule=asset(SEGMENT_CATALOG),
+    # After each publication; and at 04:00 UTC whatever happened, so that VACUUM (erasures leave the
+    # disk within erasure_physical_days) and the erasure audit never wait for a night that fails.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 4 * * *", timezone="UTC"), assets=asset(SEGMENT_CATALOG)
+    ),
     start_date=dt.datetime(2025, 12, 14, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,

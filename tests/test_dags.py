@@ -75,7 +75,7 @@ def test_owner_tags_retries_timeouts_and_docs(probe):
     assert dag["owner"] and dag["tags"] and dag["doc"]
     assert all(r >= 1 for r in dag["retries"]) and all(dag["timeouts"])
     assert dag["max_active_runs"] == 1 and dag["catchup"] is False
-    assert dag["timetable"] in ("CronDataIntervalTimetable", "AssetTriggeredTimetable")
+    assert dag["timetable"] in ("CronDataIntervalTimetable", "AssetOrTimeSchedule")
 
 
 def test_maintenance_starts_on_publication_and_never_writes_beside_a_nightly_stage(tmp_path):
