@@ -43,8 +43,7 @@ def _requests(spark, cfg, n: int):
     at = dt.datetime.combine(day, dt.time(1), dt.timezone.utc)
     frame = spark.createDataFrame(
         [(rid, key, scope, target, at, "erasure_ab", day) for rid, key, scope, target in rows],
-        "request_id string, user_key string, scope string, target_id string, requested_at timestamp, "
-        "source_file string, ingest_date date",
+        t.ERASURE_REQUESTS.schema,
     )
     return day, frame
 

@@ -295,15 +295,14 @@ def test_a_date_not_published_by_its_deadline_sends_one_alert_from_the_scheduler
     scheduled start is due 60 s after the trigger."""
     import datetime as dt
     import signal
-    import socket
     import time
 
     from smtp_sink import start_sink, summary
 
+    from jobs.engine import _free_port
+
     connection, mails = start_sink()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        api_port = s.getsockname()[1]
+    api_port = _free_port()
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path / "airflow"),

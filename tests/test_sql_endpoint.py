@@ -8,7 +8,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pyspark
 import pytest
 
 from jobs.cli import main
+from jobs.engine import _free_port
 
 AUDIENCE_BY_REGION = """
 SELECT s.region, count(*) AS members
@@ -27,12 +27,6 @@ JOIN gold.segment_catalog c USING (snapshot_date, region, segment_id, publicatio
 WHERE c.snapshot_date = (SELECT max(snapshot_date) FROM gold.segment_catalog)
 GROUP BY s.region ORDER BY s.region
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
