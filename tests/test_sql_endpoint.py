@@ -139,3 +139,26 @@ def test_the_endpoint_time_travels_but_refuses_every_change(spark, warehouse, en
     errors = [line for line in (refused.stdout + refused.stderr).splitlines() if "Error:" in line]
     assert len(errors) == len(changes) and all("read-only SQL endpoint" in e for e in errors), errors
     assert {x.qualified: delta_version(x.path(warehouse)) for x in t.ALL_TABLES} == versions
+
+
+def test_the_endpoint_keeps_sessions_inside_the_tables(two_nights, endpoint, tmp_path):
+    """A JDBC user reads tables, not the landing zone's raw files, the server's shell or its JVM."""
+    chats = next((two_nights["cfg"].landing / "chat_messages").glob("date=*/part-00000.jsonl"))
+    escapes = (
+        f"SELECT * FROM json.`{chats}`",  # raw identifiers and unredacted text
+        "SET spark.sql.runSQLOnFiles=true",  # then the same by path
+        f"SELECT * FROM json.`{chats}`",
+        "SELECT TRANSFORM(region) USING 'cat /etc/hostname' FROM gold.segment_catalog",
+        "SELECT reflect('java.lang.System', 'getProperty', 'user.home')",
+        "SELECT java_method('audience.ReadOnlySql', 'enable', false)",  # the guard's own switch
+        "SELECT count(*) FROM gold.segment_catalog WHERE region = (SELECT reflect('java.util.UUID', 'randomUUID'))",
+    )
+    script = tmp_path / "escapes.sql"
+    script.write_text(";\n".join(escapes) + ";\n")
+    refused = _beeline(endpoint, "--force=true", "-f", str(script))
+    errors = [line for line in (refused.stdout + refused.stderr).splitlines() if "Error:" in line]
+    assert len(errors) == len(escapes), refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "user_id" not in refused.stdout and str(Path.home()) not in refused.stdout, refused.stdout
+    # still a working endpoint: reading a setting, and the one a session may change
+    ok = _beeline(endpoint, "-e", "SET spark.sql.session.timeZone=UTC; SET spark.sql.runSQLOnFiles")
+    assert ok.returncode == 0 and "false" in ok.stdout, ok.stdout + ok.stderr[-2000:]

@@ -1,7 +1,8 @@
 """`audience serve-sql`: Spark's Thrift JDBC/ODBC server (HiveServer2's protocol, shipped in the
 pyspark wheel) on 127.0.0.1, for BI tools and `beeline`: every table registered as `<layer>.<table>`,
 and read-only for every session (the `audience.ReadOnlySql` extension, jobs/ops/java, built by
-`make jars`, refuses any command that is not SHOW, DESCRIBE, EXPLAIN, USE or SET).
+`make jars`, refuses any command that is not SHOW, DESCRIBE, EXPLAIN, USE or reading a SET, and
+any query that reaches beyond the tables: files by path, TRANSFORM, reflect()).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def serve(cfg: Config, host: str, port: int, max_hours: float, ready=print) -> N
             "spark.driver.extraClassPath": ":".join(jars),
             "spark.sql.extensions": f"io.delta.sql.DeltaSparkSessionExtension,{GUARD}",
             "spark.sql.hive.thriftServer.singleSession": "false",  # each connection its own session
+            # No `SELECT * FROM json.`<path>``: the landing zone's raw identifiers stay out of reach
+            # (the guard refuses SET, so a session cannot turn it back on).
+            "spark.sql.runSQLOnFiles": "false",
         },
     )
     spark.conf.set("hive.server2.thrift.bind.host", host)  # read by the server from the session

@@ -8,8 +8,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.SparkSessionExtensions;
+import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
+import org.apache.spark.sql.execution.command.SetCommand;
+import scala.Option;
+import scala.Tuple2;
 import scala.Function1;
 import scala.runtime.AbstractFunction1;
 import scala.runtime.BoxedUnit;
@@ -19,7 +23,10 @@ import scala.runtime.BoxedUnit;
  * analysis, a statement may read (a query) or run one of the commands that only list or describe;
  * any other command (INSERT, DELETE, UPDATE, MERGE, CREATE, DROP, ALTER, OPTIMIZE, VACUUM, RESTORE,
  * CACHE, ...) is refused. An allow-list: a command Spark or Delta adds later is refused until named
- * here. The server registers its tables with the guard off, before it listens.
+ * here. A query may not reach beyond the tables either: no TRANSFORM (it runs a shell command), no
+ * reflect()/java_method() (static Java calls, this guard's own switch among them), and SET only reads
+ * settings (with spark.sql.runSQLOnFiles off, `SELECT * FROM json.`/landing/...`` stays refused).
+ * The server registers its tables with the guard off, before it listens.
  */
 public final class ReadOnlySql extends AbstractFunction1<SparkSessionExtensions, BoxedUnit> {
     private static final AtomicBoolean ON = new AtomicBoolean(true);
@@ -37,11 +44,18 @@ public final class ReadOnlySql extends AbstractFunction1<SparkSessionExtensions,
             "DescribeDeltaHistoryCommand", "DescribeDeltaDetailCommand", "ExplainCommand",
             "SetCatalogAndNamespace", "SetNamespaceCommand", "SetCommand", "ResetCommand");
 
+    // Plan nodes and expressions that leave the tables: a shell command, a static Java method.
+    static final Set<String> OUTSIDE_THE_TABLES = Set.of(
+            "ScriptTransformation", "CallMethodViaReflection", "TryReflect");
+
+    // The one setting a session may change: how its timestamps print.
+    static final Set<String> SETTABLE = Set.of("spark.sql.session.timeZone");
+
     public static void enable(boolean on) {
         ON.set(on);
     }
 
-    /** Every node of the analyzed plan, not only its root: a write can sit under a WITH. */
+    /** Every node of the analyzed plan, its subqueries and expressions: a write can sit under a WITH. */
     static void check(LogicalPlan plan) {
         if (!ON.get()) {
             return;
@@ -51,14 +65,40 @@ public final class ReadOnlySql extends AbstractFunction1<SparkSessionExtensions,
             LogicalPlan node = nodes.pop();
             String name = node.getClass().getSimpleName();
             if (node instanceof Command && !LISTS_OR_DESCRIBES.contains(name)) {
-                throw new UnsupportedOperationException(
-                        "read-only SQL endpoint: " + name + " is refused (queries, SHOW, DESCRIBE, EXPLAIN only)");
+                refuse(name + " is refused (queries, SHOW, DESCRIBE, EXPLAIN only)");
             }
-            scala.collection.Iterator<LogicalPlan> children = node.children().iterator();
-            while (children.hasNext()) {
-                nodes.push(children.next());
+            if (OUTSIDE_THE_TABLES.contains(name)) {
+                refuse(name + " is refused (it reaches beyond the tables)");
             }
+            if (node instanceof SetCommand) {
+                Option<Tuple2<String, Option<String>>> kv = ((SetCommand) node).kv();
+                if (kv.isDefined() && kv.get()._2().isDefined() && !SETTABLE.contains(kv.get()._1())) {
+                    refuse("SET " + kv.get()._1() + " is refused (settings are read-only but " + SETTABLE + ")");
+                }
+            }
+            Deque<Expression> expressions = new ArrayDeque<>();
+            pushAll(node.expressions(), expressions);
+            while (!expressions.isEmpty()) {
+                Expression e = expressions.pop();
+                if (OUTSIDE_THE_TABLES.contains(e.getClass().getSimpleName())) {
+                    refuse(e.prettyName() + "() is refused (it reaches beyond the tables)");
+                }
+                pushAll(e.children(), expressions);
+            }
+            pushAll(node.children(), nodes);
+            pushAll(node.subqueries(), nodes);
         }
+    }
+
+    private static <T> void pushAll(scala.collection.Seq<T> items, Deque<T> into) {
+        scala.collection.Iterator<T> it = items.iterator();
+        while (it.hasNext()) {
+            into.push(it.next());
+        }
+    }
+
+    private static void refuse(String why) {
+        throw new UnsupportedOperationException("read-only SQL endpoint: " + why);
     }
 
     @Override
