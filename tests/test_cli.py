@@ -110,12 +110,15 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process
         "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x",
     )
     by_region = "SELECT region, count(*) AS n, max(snapshot_date) AS day FROM gold.segment_catalog GROUP BY region"
-    as_csv, as_json, sql, report, bad, *writes, rows = (
+    catalog = "SELECT region, segment_id FROM gold.segment_catalog ORDER BY region, segment_id"
+    as_csv, as_json, export, screen, sql, report, bad, *writes, rows = (
         SimpleNamespace(**done)
         for done in cli_in_one_process(
             [
                 [*roots, "sql", "--format", "csv", by_region + " ORDER BY region"],
                 [*roots, "sql", "--format", "json", by_region + " ORDER BY region"],
+                [*roots, "sql", "--format", "csv", catalog],
+                [*roots, "sql", catalog],
                 [*roots, "sql", "SELECT count(DISTINCT message_id) AS n FROM bronze.chat_messages"],
                 [*roots, "report", "--date", "2025-12-16"],
                 [*roots, "sql", "SELECT nope FROM bronze.chat_messages"],
@@ -140,3 +143,9 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process
     for write in writes:
         _assert_one_clear_line(write, "read-only")
     assert rows.returncode == 0 and int(rows.stdout.split()[-1]) > 0, "nothing was deleted"
+    # an export has every row, in order; a table a screenful, and says so
+    catalog_rows = int(rows.stdout.split()[-1])
+    exported = list(csv.DictReader(io.StringIO(export.stdout)))
+    assert catalog_rows > 50 and len(exported) == catalog_rows
+    assert exported == sorted(exported, key=lambda r: (r["region"], r["segment_id"]))
+    assert screen.stdout.count("\n") < 60 and "first 50 rows" in screen.stderr

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("sql", help="run SQL over the registered tables (<layer>.<table>)")
     p.add_argument("query")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, help="at most this many rows (default: 50 as a table, all as CSV or JSON)")
     p.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="table (default), CSV, or JSON lines"
     )

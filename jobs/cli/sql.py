@@ -66,18 +66,23 @@ def cmd_sql(args, progress):
         frame = spark.sql(args.query)
     except Exception as exc:  # AnalysisException, ParseException: the message is what a user needs
         raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
-    rows = [r.asDict() for r in frame.limit(args.limit).collect()]
     if not frame.columns:
         print("ok")
-    elif args.format == "csv":
-        out = csv.DictWriter(sys.stdout, frame.columns, lineterminator="\n")
-        out.writeheader()
-        out.writerows(rows)
-    elif args.format == "json":  # one object per line; dates and timestamps as ISO text
-        for row in rows:
-            print(json.dumps(row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
-    else:
-        print(render_table(rows, frame.columns))
+    elif args.format == "table":  # a screenful; says when there is more
+        limit = 50 if args.limit is None else args.limit
+        rows = [r.asDict() for r in frame.limit(limit + 1).collect()]
+        print(render_table(rows[:limit], frame.columns))
+        if len(rows) > limit:
+            print(f"(first {limit} rows: --limit N for more, --format csv or json for all)", file=sys.stderr)
+    else:  # an export: every row (or --limit), streamed a partition at a time rather than collected
+        rows = (r.asDict() for r in (frame if args.limit is None else frame.limit(args.limit)).toLocalIterator())
+        if args.format == "csv":
+            out = csv.DictWriter(sys.stdout, frame.columns, lineterminator="\n")
+            out.writeheader()
+            out.writerows(rows)
+        else:  # one object per line; dates and timestamps as ISO text
+            for row in rows:
+                print(json.dumps(row, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
 
 
 def cmd_serve_sql(args, progress):
