@@ -119,3 +119,32 @@ def test_html_report_opens_offline_and_draws_every_chart(spark, two_nights, tmp_
 def test_report_refuses_dates_that_name_no_range(args, capsys):
     assert main(["report", *args]) == 2
     assert "report" in capsys.readouterr().err
+
+
+def test_summaries_count_the_members_of_the_publication_the_catalog_names(spark, two_nights, tmp_path):
+    """A run that died between appending its members and its catalog commit leaves rows of another
+    publication until the date is published again; readers, the report and the run's summary table
+    count only the members of the publication each catalog row names."""
+    from jobs.cli.nightly import _segment_summary
+    from jobs.config import load_config
+    from jobs.ops.report import gather
+
+    cfg, d2 = two_nights["cfg"], two_nights["d2"]
+    copy = load_config(cfg.conf_dir, "test", cfg.landing, tmp_path / "warehouse")
+    shutil.copytree(cfg.warehouse, copy.warehouse)
+    members = spark.read.format("delta").load(t.AUDIENCE_SEGMENTS.path(copy.warehouse))
+    dead_run = members.where(F.col("snapshot_date") == F.lit(d2)).withColumn("publication_id", F.lit("dead-run/0"))
+    dead_run.write.format("delta").mode("append").save(t.AUDIENCE_SEGMENTS.path(copy.warehouse))
+
+    catalog = spark.read.format("delta").load(t.SEGMENT_CATALOG.path(copy.warehouse))
+    published = {  # the rule: a published catalog row's member_count is its segment's audience
+        r.region: r.n
+        for r in catalog.where((F.col("snapshot_date") == F.lit(d2)) & (F.col("status") == t.PUBLISHED))
+        .groupBy("region")
+        .agg(F.sum("member_count").alias("n"))
+        .collect()
+    }
+    assert sum(published.values()) > 0
+    assert {r["region"]: r["members"] for r in _segment_summary(spark, copy, d2) if r["members"]} == published
+    sources = next(c.frame for c in gather(spark, copy, d2, d2) if c.key == "sources")
+    assert sources["members"].sum() == sum(published.values())

@@ -52,21 +52,24 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
     from jobs.gold.segments import MEMBER_SOURCES, member_source
     from jobs.tables import AUDIENCE_SEGMENTS, SEGMENT_CATALOG
 
-    catalog = (
-        spark.read.format("delta")
-        .load(SEGMENT_CATALOG.path(cfg.warehouse))
-        .where(F.col("snapshot_date") == F.lit(day))
-        .groupBy("region")
-        .agg(
-            F.sum((F.col("status") == PUBLISHED).cast("int")).alias("published"),
-            F.sum((F.col("status") != PUBLISHED).cast("int")).alias("suppressed"),
-        )
+    day_catalog = (
+        spark.read.format("delta").load(SEGMENT_CATALOG.path(cfg.warehouse)).where(F.col("snapshot_date") == F.lit(day))
+    )
+    catalog = day_catalog.groupBy("region").agg(
+        F.sum((F.col("status") == PUBLISHED).cast("int")).alias("published"),
+        F.sum((F.col("status") != PUBLISHED).cast("int")).alias("suppressed"),
     )
     source = member_source()
     members = (
         spark.read.format("delta")
         .load(AUDIENCE_SEGMENTS.path(cfg.warehouse))
         .where(F.col("snapshot_date") == F.lit(day))
+        # the members of the publication the catalog names, as readers count them
+        .join(
+            F.broadcast(day_catalog.select("region", "segment_id", "publication_id")),
+            ["region", "segment_id", "publication_id"],
+            "left_semi",
+        )
         .groupBy("region")
         .agg(
             F.count("*").alias("members"),

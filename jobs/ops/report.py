@@ -68,7 +68,11 @@ def gather(spark, cfg: Config, first: dt.date, last: dt.date) -> list[Chart]:
 
     members = _read(spark, cfg, t.AUDIENCE_SEGMENTS, "snapshot_date", first, last)
     by_source = None
-    if members is not None:
+    if members is not None and catalog is not None:
+        # members of the publication each catalog row names (a run that died before its catalog
+        # commit leaves appended rows of another publication until the date is published again)
+        keys = ["snapshot_date", "region", "segment_id", "publication_id"]
+        members = members.join(F.broadcast(catalog.select(keys)), keys, "left_semi")
         by_source = members.groupBy("snapshot_date", member_source().alias("source")).agg(F.count("*").alias("members"))
 
     quarantine = _read(spark, cfg, t.QUARANTINE, "ingest_date", first, last)
