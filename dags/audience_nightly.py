@@ -8,8 +8,9 @@ Builds the chat-signal audience segments of the previous UTC day and publishes t
   backfilled on purpose with `airflow backfill create --dag-id audience_nightly --from-date ... --to-date ...`.
 * **Waiting for data**: `wait_for_landing` (a sensor in reschedule mode: no worker slot held between
   looks) waits for the day's `chat_messages` and `engagement_events` folders, which come every day
-  (SPEC section 3), until `scheduling.landing_wait_hours` after the day ends, looking every
-  `scheduling.landing_poke_seconds` (conf/pipeline.yaml); then it fails, naming the missing folders.
+  (SPEC section 3), until `scheduling.landing_wait_hours` after its run's scheduled start (however
+  the run was started), looking every `scheduling.landing_poke_seconds` (conf/pipeline.yaml); then
+  it fails, naming the missing folders.
   A late delivery makes the run wait, not fail; no engine is started before the data is there.
 * **Alerts** (`jobs/ops/alerts.py`, through the `audience_alerts` SMTP connection): every failed task
   sends one e-mail (date, task, try, first line of the error); a date not published
@@ -62,7 +63,7 @@ DAG_TEST = sys.argv[1:3] == ["dags", "test"]
     execution_timeout=dt.timedelta(minutes=10),
     doc_md="Waits for the day's chat and engagement folders; fails naming them after the configured wait.",
 )
-def wait_for_landing(ds=None, data_interval_end=None) -> bool:
+def wait_for_landing(ds=None, logical_date=None) -> bool:
     from airflow.sdk.exceptions import AirflowFailException
 
     from jobs.bronze.stage import missing_daily_folders
@@ -73,7 +74,9 @@ def wait_for_landing(ds=None, data_interval_end=None) -> bool:
     missing = missing_daily_folders(cfg, dt.date.fromisoformat(ds))
     if not missing:
         return True
-    deadline = data_interval_end + dt.timedelta(hours=cfg.scheduling.landing_wait_hours)
+    # From the date's scheduled start (its logical date + 24 h, as the deadline alert counts), not
+    # from the data interval: a manual run or `dags test` infers an interval that ends a day early.
+    deadline = logical_date + dt.timedelta(hours=24 + cfg.scheduling.landing_wait_hours)
     if dt.datetime.now(dt.timezone.utc) >= deadline:
         raise AirflowFailException(
             f"landing folder missing at {deadline:%Y-%m-%d %H:%M} UTC, the end of the wait: {', '.join(missing)} "

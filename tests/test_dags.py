@@ -279,7 +279,9 @@ def test_the_nightly_waits_for_a_late_landing_folder_and_alerts_on_one_that_neve
     assert result["late"]["reschedules"] >= 1
     assert result["never"]["state"] == "failed"
     missing = tmp_path / "landing" / "chat_messages" / "date=2025-12-16"
-    error = f"landing folder missing at 2025-12-16 08:00 UTC, the end of the wait: {missing}"
+    # the wait ends 6 h (landing_wait_hours) after the date's scheduled run, 2025-12-17 02:00 UTC,
+    # for a run started by hand as for a scheduled one
+    error = f"landing folder missing at 2025-12-17 08:00 UTC, the end of the wait: {missing}"
     [alert] = result["alerts"]
     assert alert["to"] == "oncall@example.org"
     assert alert["subject"] == "[audience] audience_nightly 2025-12-16: wait_for_landing failed"
