@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 
 ALERT_CONN = "audience_alerts"
 
@@ -21,6 +22,9 @@ def _send(subject: str, lines: list[str], context) -> None:
     try:
         extra = Connection.get(ALERT_CONN).extra_dejson
     except Exception:  # not configured: nothing to send to
+        return
+    if not extra.get("to"):
+        logging.getLogger(__name__).error("%s has no `to` in its extra: alert not sent: %s", ALERT_CONN, subject)
         return
     SmtpNotifier(
         to=extra["to"],
