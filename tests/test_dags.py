@@ -355,3 +355,22 @@ def test_a_date_not_published_by_its_deadline_sends_one_alert_from_the_scheduler
         f"[audience] audience_nightly {logical.date()}: not published by {deadline:%Y-%m-%d %H:%M} UTC"
     )
     assert f"Date: {logical.date()}" in alert["body"] and "publish not done" in alert["body"]
+
+
+def test_an_alert_connection_without_recipients_says_so_instead_of_failing_the_callback():
+    """An `audience_alerts` connection set up without `to` in its extra: the callback names what is
+    missing in one line and returns (a KeyError there would hide the failure it reports)."""
+    alert = (
+        "from jobs.ops import alerts; alerts._send('[audience] x failed', ['Date: 2025-12-16'], {}); print('returned')"
+    )
+    connection = {"conn_type": "smtp", "host": "127.0.0.1", "port": 25, "extra": {"from_email": "a@example.org"}}
+    done = subprocess.run(
+        [sys.executable, "-c", alert],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIRFLOW_CONN_AUDIENCE_ALERTS": json.dumps(connection)},
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("returned"), done.stderr[-2000:]
+    assert "audience_alerts has no `to` in its extra: alert not sent: [audience] x failed" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
