@@ -108,6 +108,10 @@ def test_generate_run_and_sql_from_the_command_line(tmp_path, cli_in_one_process
         "UPDATE bronze.chat_messages SET text = 'x'",
         "RESTORE TABLE gold.segment_catalog TO VERSION AS OF 0",
         "WITH x AS (SELECT 1 AS a) INSERT INTO gold.segment_catalog SELECT * FROM x",
+        # beyond the tables: the landing zone's raw rows by path, a static Java call, a shell command
+        f"SELECT * FROM json.`{tmp_path / 'landing' / 'chat_messages'}`",
+        "WITH x AS (SELECT reflect('java.lang.System', 'getProperty', 'user.home') AS h) SELECT * FROM x",
+        "SELECT TRANSFORM(region) USING 'cat /etc/hostname' FROM gold.segment_catalog",
     )
     by_region = "SELECT region, count(*) AS n, max(snapshot_date) AS day FROM gold.segment_catalog GROUP BY region"
     catalog = "SELECT region, segment_id FROM gold.segment_catalog ORDER BY region, segment_id"

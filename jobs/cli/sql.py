@@ -37,8 +37,35 @@ WRITE_NODE = re.compile(
 )
 
 
+# What reaches beyond the tables, as the SQL endpoint's guard refuses it (jobs/ops/java): a shell
+# command, static Java methods, and files by path (`json.`/landing/...``, also off in the session).
+OUTSIDE_THE_TABLES = {"ScriptTransformation"}
+JAVA_CALLS = {"reflect", "java_method", "try_reflect"}
+FILE_FORMATS = {"json", "parquet", "csv", "text", "orc", "avro", "xml", "binaryfile", "delta"}
+
+
+def _outside_the_tables(node) -> str | None:
+    """What in one parsed plan node reaches beyond the tables, if anything."""
+    name = node.getClass().getSimpleName()
+    if name in OUTSIDE_THE_TABLES:
+        return name
+    if name == "UnresolvedRelation":
+        parts = node.multipartIdentifier()
+        if parts.size() > 1 and parts.apply(0).lower() in FILE_FORMATS:
+            return f"reading files by path ({parts.apply(0)}.`...`)"
+    seq = node.expressions()
+    expressions = [seq.apply(i) for i in range(seq.size())]
+    while expressions:
+        e = expressions.pop()
+        if e.getClass().getSimpleName() == "UnresolvedFunction" and e.nameParts().last().lower() in JAVA_CALLS:
+            return f"{e.nameParts().last()}()"
+        children = e.children()
+        expressions += [children.apply(i) for i in range(children.size())]
+    return None
+
+
 def read_only_plan(spark, query: str) -> None:
-    """Refuse any statement that could change a table: `audience sql` is read-only."""
+    """Refuse any statement that could change a table or reach beyond them: `audience sql` is read-only."""
     jvm = spark.sparkContext._jvm
     try:
         plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(query)
@@ -46,13 +73,16 @@ def read_only_plan(spark, query: str) -> None:
         raise AudienceError(f"query failed: {str(exc).splitlines()[0]}") from None
     command = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
     nodes = [plan]
-    while nodes:  # the whole parsed tree: a write can hide under a WITH
+    while nodes:  # the whole parsed tree, its WITH clauses and subqueries: a write can hide under a WITH
         node = nodes.pop()
         name = node.getClass().getSimpleName()
         if name not in READ_COMMANDS and (command.isInstance(node) or WRITE_NODE.search(name)):
             raise AudienceError(f"audience sql is read-only: {name} refused (use SELECT, SHOW, DESCRIBE, EXPLAIN)")
-        children = node.children()
-        nodes += [children.apply(i) for i in range(children.size())]
+        outside = _outside_the_tables(node)
+        if outside:
+            raise AudienceError(f"audience sql is read-only over the tables: {outside} refused")
+        for children in (node.children(), node.innerChildren(), node.subqueries()):
+            nodes += [children.apply(i) for i in range(children.size())]
 
 
 def cmd_sql(args, progress):
