@@ -256,6 +256,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/audience-bench"))
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    if args.double_history and not args.copy_history:
+        parser.error("--double-history doubles the copied history: give --copy-history N too")
     # one key for the product, its Airflow run and DuckDB's, so their user keys compare
     os.environ.setdefault("AUDIENCE_PSEUDONYM_KEY", "benchmark-only-key")
     if args.sf:
