@@ -68,6 +68,11 @@ def sql_literal(value) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def delta_at(path) -> str:
+    """The Delta table at `path` as SQL names it (a backtick in the path doubled, as SQL quotes it)."""
+    return "delta.`" + str(path).replace("`", "``") + "`"
+
+
 def predicate(values: dict) -> str:
     return " AND ".join(
         f"{column} {'IN' if isinstance(value, (list, tuple)) else '='} {sql_literal(value)}"
@@ -118,7 +123,7 @@ def _created(frame: DataFrame, table: Table, path: str) -> bool:
 
     writer = (
         frame.select([F.col(c).alias(c, metadata={"comment": COLUMN_DOCS[c]}) for c in frame.columns])
-        .writeTo(f"delta.`{path}`")
+        .writeTo(delta_at(path))
         .using("delta")
         .tableProperty("comment", table.doc)
     )
@@ -134,14 +139,14 @@ def document(spark: SparkSession, table: Table, path: str, description: str | No
     """Give a table created before its comments were declared (or since changed) its description
     and column comments: at most two commits, none when they match (`description`: the table's)."""
     if description != table.doc:
-        spark.sql(f"COMMENT ON TABLE delta.`{path}` IS {sql_literal(table.doc)}")
+        spark.sql(f"COMMENT ON TABLE {delta_at(path)} IS {sql_literal(table.doc)}")
     stale = [
         f"{f.name} COMMENT {sql_literal(COLUMN_DOCS[f.name])}"
         for f in spark.read.format("delta").load(path).schema.fields
         if f.name in COLUMN_DOCS and f.metadata.get("comment") != COLUMN_DOCS[f.name]
     ]
     if stale:
-        spark.sql(f"ALTER TABLE delta.`{path}` ALTER COLUMN {', '.join(stale)}")
+        spark.sql(f"ALTER TABLE {delta_at(path)} ALTER COLUMN {', '.join(stale)}")
 
 
 def merge_into(source: DataFrame, path: str, on: str, actions: str) -> None:
@@ -150,7 +155,7 @@ def merge_into(source: DataFrame, path: str, on: str, actions: str) -> None:
     view = f"merge_source_{uuid.uuid4().hex}"
     source.createOrReplaceTempView(view)
     try:
-        source.sparkSession.sql(f"MERGE INTO delta.`{path}` AS t USING {view} AS s ON {on} {actions}")
+        source.sparkSession.sql(f"MERGE INTO {delta_at(path)} AS t USING {view} AS s ON {on} {actions}")
     finally:
         source.sparkSession.catalog.dropTempView(view)
 
@@ -159,6 +164,6 @@ def restore(spark: SparkSession, path: str, version: int | None) -> None:
     """Put the table back at `version` (None: it was created afterwards, so empty it); a no-op when
     it is there already."""
     if version is None:
-        spark.sql(f"DELETE FROM delta.`{path}`")
-    elif spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").first().version != version:
-        spark.sql(f"RESTORE TABLE delta.`{path}` TO VERSION AS OF {int(version)}")
+        spark.sql(f"DELETE FROM {delta_at(path)}")
+    elif spark.sql(f"DESCRIBE HISTORY {delta_at(path)} LIMIT 1").first().version != version:
+        spark.sql(f"RESTORE TABLE {delta_at(path)} TO VERSION AS OF {int(version)}")

@@ -19,7 +19,7 @@ from jobs import tables as t
 from jobs.context import RunContext
 from jobs.errors import AudienceError
 from jobs.gold import segments as seg
-from jobs.io import append, predicate, sql_literal
+from jobs.io import append, delta_at, predicate, sql_literal
 from jobs.privacy.requests import requested_after
 from jobs.silver import signals as sig
 from jobs.silver import tagger_model
@@ -116,7 +116,7 @@ def publish(ctx: RunContext) -> dict:
     _fault_point("publish")
     ctx.replace(catalog.select("*", F.lit(publication).alias(seg.PUBLICATION)), t.SEGMENT_CATALOG, {"snapshot_date": d})
     spark.sql(
-        f"DELETE FROM delta.`{t.AUDIENCE_SEGMENTS.path(ctx.cfg.warehouse)}` "
+        f"DELETE FROM {delta_at(t.AUDIENCE_SEGMENTS.path(ctx.cfg.warehouse))} "
         f"WHERE {predicate({'snapshot_date': d})} AND {seg.PUBLICATION} != {sql_literal(publication)}"
     )
     rows = [

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from jobs import tables as t
 from jobs.config import Config
 from jobs.context import COMMIT_METADATA
-from jobs.io import delta_exists, document
+from jobs.io import delta_at, delta_exists, document
 from jobs.progress import Progress
 
 LARGE_TABLES = (
@@ -73,12 +73,12 @@ def purge(spark, cfg: Config, table: t.Table) -> None:
     changed = {k: v for k, v in settings.items() if properties.get(k) != v}
     if changed:
         spark.sql(
-            f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ("
+            f"ALTER TABLE {delta_at(path)} SET TBLPROPERTIES ("
             + ", ".join(f"'{k}' = '{v}'" for k, v in changed.items())
             + ")"
         )
     if properties.get("delta.enableDeletionVectors") == "true":
-        spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+        spark.sql(f"REORG TABLE {delta_at(path)} APPLY (PURGE)")
     DeltaTable.forPath(spark, path).vacuum(hours)
 
 
