@@ -38,7 +38,7 @@ WRITE_NODE = re.compile(
 
 
 # What reaches beyond the tables, as the SQL endpoint's guard refuses it (jobs/ops/java): a shell
-# command, static Java methods, and files by path (`json.`/landing/...``, also off in the session).
+# command, static Java methods, and files by path (`json.`/landing/...``: the landing zone's raw rows).
 OUTSIDE_THE_TABLES = {"ScriptTransformation"}
 JAVA_CALLS = {"reflect", "java_method", "try_reflect"}
 FILE_FORMATS = {"json", "parquet", "csv", "text", "orc", "avro", "xml", "binaryfile", "delta"}
