@@ -39,10 +39,6 @@ def run_stage(ctx: RunContext, name: str, durations: list | None = None) -> dict
         result = stage.run(ctx)
         step.rows, step.detail = result.get(stage.rows), _detail(result)
     row = _duration(ctx, label, ctx.progress.finished[-1])
-    if durations is None:
-        _record(ctx, [row])
-    else:
-        durations.append(row)
     if stage.gate and not stage.gate_first:
         try:
             _gate(ctx, stage)
@@ -51,6 +47,11 @@ def run_stage(ctx: RunContext, name: str, durations: list | None = None) -> dict
                 _roll_back(ctx, versions)
                 raise QualityGateError(f"{exc}; the {name} stage's writes were rolled back") from None
             raise
+    # once its gate passed: a stage stopped by its gate (its writes rolled back) did not run
+    if durations is None:
+        _record(ctx, [row])
+    else:
+        durations.append(row)
     return result
 
 

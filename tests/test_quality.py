@@ -509,6 +509,16 @@ def test_planted_violation_stops_audience_run_before_publication(spark, two_nigh
     pages = list((docs / "validations" / "gold" / "user_interests").rglob("*.html"))
     assert len(pages) == 1 and "Failed" in pages[0].read_text()
     assert "gold.user_interests" in (docs / "index.html").read_text()
+    # The same stage run alone, as its Airflow task runs it: stopped by its gate, it records no duration.
+    from jobs.config import load_config
+    from jobs.context import RunContext
+    from jobs.pipeline import run_stage
+
+    alone = load_config(cfg.conf_dir, "test", cfg.landing, warehouse)
+    with pytest.raises(QualityGateError, match="rolled back"):
+        run_stage(RunContext.start(spark, alone, D2, run_id="interests-alone"), "interests")
+    runs = spark.read.format("delta").load(t.STAGE_RUNS.path(warehouse))
+    assert runs.where(F.col("run_id") == "interests-alone").count() == 0
 
 
 def test_results_and_data_docs_hold_no_user_keys_or_text(spark, good_day):
