@@ -49,7 +49,7 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
     """Per region: published and suppressed segments, members, and where members' scores came from."""
     from pyspark.sql import functions as F
 
-    from jobs.gold.segments import MEMBER_SOURCES, member_source
+    from jobs.gold.segments import MEMBER_SOURCES, current_members, member_source
     from jobs.tables import AUDIENCE_SEGMENTS, SEGMENT_CATALOG
 
     day_catalog = (
@@ -60,16 +60,13 @@ def _segment_summary(spark, cfg, day) -> list[dict]:
         F.sum((F.col("status") != PUBLISHED).cast("int")).alias("suppressed"),
     )
     source = member_source()
-    members = (
+    day_members = (
         spark.read.format("delta")
         .load(AUDIENCE_SEGMENTS.path(cfg.warehouse))
         .where(F.col("snapshot_date") == F.lit(day))
-        # the members of the publication the catalog names, as readers count them
-        .join(
-            F.broadcast(day_catalog.select("region", "segment_id", "publication_id")),
-            ["region", "segment_id", "publication_id"],
-            "left_semi",
-        )
+    )
+    members = (
+        current_members(day_members, day_catalog)
         .groupBy("region")
         .agg(
             F.count("*").alias("members"),

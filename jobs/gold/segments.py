@@ -25,6 +25,13 @@ def member_source() -> Column:
 PUBLICATION = "publication_id"
 
 
+def current_members(members: DataFrame, catalog: DataFrame) -> DataFrame:
+    """The member rows of the publication each catalog row names, as readers count them: a run that
+    died before its catalog commit leaves rows of another publication until the date is published again."""
+    keys = ["snapshot_date", "region", "segment_id", PUBLICATION]
+    return members.join(F.broadcast(catalog.select(keys)), keys, "left_semi")
+
+
 def interests(signals: DataFrame, state: DataFrame, policies: DataFrame, snapshot: dt.date) -> DataFrame:
     """Score on D = sum over the region's lookback of daily weights * 0.5^(age/half_life), split into
     chat_score and engagement_score. Chat counts only from the region's rollout date and, where the

@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from jobs import tables as t
 from jobs.config import Config
-from jobs.gold.segments import MEMBER_SOURCES, member_source
+from jobs.gold.segments import MEMBER_SOURCES, current_members, member_source
 from jobs.io import delta_exists
 
 TOP_SEGMENTS = 15
@@ -69,11 +69,11 @@ def gather(spark, cfg: Config, first: dt.date, last: dt.date) -> list[Chart]:
     members = _read(spark, cfg, t.AUDIENCE_SEGMENTS, "snapshot_date", first, last)
     by_source = None
     if members is not None and catalog is not None:
-        # members of the publication each catalog row names (a run that died before its catalog
-        # commit leaves appended rows of another publication until the date is published again)
-        keys = ["snapshot_date", "region", "segment_id", "publication_id"]
-        members = members.join(F.broadcast(catalog.select(keys)), keys, "left_semi")
-        by_source = members.groupBy("snapshot_date", member_source().alias("source")).agg(F.count("*").alias("members"))
+        by_source = (
+            current_members(members, catalog)
+            .groupBy("snapshot_date", member_source().alias("source"))
+            .agg(F.count("*").alias("members"))
+        )
 
     quarantine = _read(spark, cfg, t.QUARANTINE, "ingest_date", first, last)
     reasons = None
