@@ -22,6 +22,7 @@ from jobs import tables as t
 pytestmark = pytest.mark.slow
 D1, D2 = dt.date(2025, 12, 16), dt.date(2025, 12, 17)
 KEY = "nights-test-key"
+AS_OF = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)  # the in-process runs' clock, after every planted time
 # Sensitive for the learned model, with no term of the vocabulary: what flags it is the model.
 MODEL_ONLY_TEXT = "on est deux mecs et on cherche une idée de demande en mariage discrète"
 
@@ -161,7 +162,7 @@ def _stages(spark, cfg, day):
     from jobs.context import RunContext
     from jobs.registry import BY_NAME
 
-    ctx = RunContext.start(spark, cfg, day, run_id=f"run-{day}", as_of=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    ctx = RunContext.start(spark, cfg, day, run_id=f"run-{day}", as_of=AS_OF)
     for stage in ("ingest", "privacy", "signals", "interests"):
         BY_NAME[stage].run(ctx)
 
@@ -169,12 +170,17 @@ def _stages(spark, cfg, day):
 @pytest.fixture(scope="module")
 def nights(spark, tmp_path_factory, monkeypatch_module):
     from jobs.config import load_config
+    from jobs.pipeline import run_date
+    from jobs.progress import Progress
 
     monkeypatch_module.setenv("AUDIENCE_PSEUDONYM_KEY", KEY)
     root = tmp_path_factory.mktemp("nights")
     plant(root / "landing")
     in_order = load_config(profile="test", landing=root / "landing", warehouse=root / "in-order")
-    _stages(spark, in_order, D1)
+    # The first night runs whole (gates, segments, publication) and is kept as it stood: the time-zone
+    # test runs the same night in a process with another host zone and compares every table.
+    run_date(spark, in_order, D1, Progress(quiet=True), run_id=f"run-{D1}", as_of=AS_OF)
+    shutil.copytree(in_order.warehouse, root / "tz-here")
     _stages(spark, in_order, D2)
     _stages(spark, in_order, D1)  # a re-run of the earlier night
     out_of_order = load_config(profile="test", landing=root / "landing", warehouse=root / "out-of-order")
@@ -304,19 +310,10 @@ def _tables(spark, warehouse):
 
 
 def test_a_night_run_under_another_host_time_zone_gives_the_same_tables(spark, nights):
-    """The same night in this process and in a command-line process whose host zone is another one
-    (Los Angeles, or UTC where this process runs in a zone with an offset)."""
-    from jobs.config import load_config
-    from jobs.pipeline import run_date
-    from jobs.progress import Progress
-
+    """The same night in this process (the fixture's first, kept as `tz-here`) and in a command-line
+    process whose host zone is another one (Los Angeles, or UTC where this process runs in a zone
+    with an offset)."""
     root = nights["root"]
-    run_date(
-        spark,
-        load_config(profile="test", landing=root / "landing", warehouse=root / "tz-here"),
-        D1,
-        Progress(quiet=True),
-    )
     zone = "America/Los_Angeles" if time.localtime().tm_gmtoff == 0 else "UTC"
     env = {**os.environ, "TZ": zone, "AUDIENCE_PSEUDONYM_KEY": KEY, "AUDIENCE_LOG_DIR": str(root / "logs")}
     roots = ["--profile", "test", "--landing", str(root / "landing"), "--warehouse", str(root / "tz-there")]
