@@ -173,3 +173,12 @@ def test_maintenance_documents_a_table_created_before_its_comments_were_declared
     purge(spark, cfg, t.STAGE_RUNS)  # documented already: only the VACUUM's own entries are added
     added = operations()[len(before) :]
     assert all(op.startswith("VACUUM") for op in added), added
+
+
+def test_table_paths_keep_an_object_store_uri_as_given_and_make_a_local_folder_absolute(tmp_path, monkeypatch):
+    """pathlib folds `s3a://bucket` into `s3a:/bucket` under the working folder: a printed or written
+    path of an object-store warehouse must keep its scheme."""
+    assert t.AUDIENCE_SEGMENTS.path("s3a://lake/warehouse/") == "s3a://lake/warehouse/gold/audience_segments"
+    assert t.under("s3a://lake/warehouse") == "s3a://lake/warehouse"
+    monkeypatch.chdir(tmp_path)
+    assert t.under("warehouse", "gold") == str(tmp_path / "warehouse" / "gold")

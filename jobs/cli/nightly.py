@@ -9,7 +9,7 @@ from pathlib import Path
 
 from jobs.cli.common import config_of, date_range, render_table, session
 from jobs.errors import AudienceError
-from jobs.tables import PUBLISHED
+from jobs.tables import PUBLISHED, under
 
 
 def cmd_generate(args, progress):
@@ -315,6 +315,6 @@ def cmd_demo(args, progress):
         run_date(spark, cfg, day, progress)
     _print_day(spark, cfg, day)
     print(
-        f"\nTables under {Path(cfg.warehouse).absolute()}; e.g. audience sql "
+        f"\nTables under {under(cfg.warehouse)}; e.g. audience sql "
         f"\"SELECT * FROM gold.segment_catalog WHERE status = 'published'\""
     )
